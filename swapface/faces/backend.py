@@ -1,0 +1,46 @@
+"""The face-analysis interface every stage uses, so a second backend (e.g. MediaPipe FaceMesh) can be
+added without touching callers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass
+class DetectedFace:
+    """A face found in an image: box and 68 landmarks in that image's pixel coordinates."""
+
+    bbox: np.ndarray  # (4,) float: x0, y0, x1, y1
+    score: float  # detector confidence (HOG margin or MMOD confidence)
+    landmarks: np.ndarray  # (68, 2) float
+
+    @property
+    def size(self) -> float:
+        """Face size in pixels: the larger side of the landmark box."""
+        span = self.landmarks.max(0) - self.landmarks.min(0)
+        return float(span.max())
+
+
+class FaceBackend(Protocol):
+    """Detection, landmarks and identity embeddings for RGB uint8 images."""
+
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[DetectedFace]:
+        """All faces in the image, each with landmarks."""
+        ...
+
+    def landmarks(self, image: np.ndarray, bbox: np.ndarray) -> np.ndarray:
+        """68 landmarks for a face known to lie in `bbox` (used when tracking between detections)."""
+        ...
+
+    def embed(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """Identity embedding (unit-comparable by Euclidean distance) of the face at `landmarks`."""
+        ...
+
+    def embed_many(self, image: np.ndarray, landmarks: list[np.ndarray]) -> list[np.ndarray]:
+        """Embeddings of several faces of one image (one pass where the backend can batch)."""
+        ...

