@@ -1,5 +1,5 @@
 """Facesets: the folder of aligned faces + metadata that extraction writes and later stages read."""
 
-from swapface.faceset.store import DB_NAME, Faceset, FaceRecord, is_faceset
+from swapface.faceset.store import DB_NAME, FaceRecord, Faceset, is_faceset
 
 __all__ = ["DB_NAME", "FaceRecord", "Faceset", "is_faceset"]

@@ -25,7 +25,7 @@ from swapface.errors import InputError
 from swapface.faces import AlignSpec, FaceBackend, alignment_matrix, crop_face, make_backend
 from swapface.faces.align import transform_points
 from swapface.faces.quality import sharpness
-from swapface.faceset.store import Faceset, FaceRecord, is_faceset
+from swapface.faceset.store import FaceRecord, Faceset, is_faceset
 from swapface.media import Frame, open_media, probe
 
 COMMIT_SECONDS = 2.0  # how much work an abrupt kill can lose (it is redone on resume)
@@ -46,6 +46,7 @@ class ExtractOptions:
     min_sharpness: float = 0.0
     dedupe: bool = False
     workers: int = 1
+    max_frames: int | None = None  # stop each input after this many frames (quick trials, tests)
 
 
 @dataclass
@@ -238,6 +239,8 @@ def _extract_source(path: Path, faceset: Faceset, options: ExtractOptions, stats
 
     def wanted() -> Iterator[Frame]:
         for frame in open_media(path):
+            if options.max_frames is not None and frame.index >= options.max_frames:
+                break
             stats.frames_read += 1
             if frame.index < resume_at:
                 stats.frames_resumed += 1

@@ -1,0 +1,28 @@
+"""The `swapface` command: one sub-command per pipeline stage."""
+
+from __future__ import annotations
+
+import typer
+
+from swapface.cli import evaluate, extract, swap, train
+
+app = typer.Typer(
+    name="swapface",
+    help="Swap one person's face for another's in video: extract faces, train a model, swap, evaluate.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """Swap one person's face for another's in video: extract faces, train a model, swap, evaluate."""
+
+
+for module in (extract, train, swap, evaluate):
+    module.register(app)
+
+
+if __name__ == "__main__":
+    app()

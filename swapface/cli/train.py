@@ -1,0 +1,7 @@
+"""Placeholder until the train stage lands: registers nothing."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this stage's sub-command to the app."""

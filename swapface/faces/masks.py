@@ -1,0 +1,54 @@
+"""Face masks from landmarks: the hull used as the learned mask's label, for blending and for seams.
+
+No PyPI package ships face-parsing weights, so masks come from the 68 landmarks: the jaw line closed
+over the brows, lifted towards the forehead so a "whole face" crop's mask covers it too.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from swapface.faces.template import BROWS, JAW, LEFT_EYE, MOUTH, NOSE, RIGHT_EYE
+
+FOREHEAD_LIFT = 0.25  # brows are raised by this fraction of the brow-to-chin height
+
+
+def face_outline(landmarks: np.ndarray, forehead: bool = True) -> np.ndarray:
+    """Closed outline of the face (jaw + brows, optionally lifted to cover the forehead)."""
+    jaw = landmarks[JAW]
+    brows = landmarks[BROWS][::-1].copy()
+    if forehead:
+        chin = landmarks[8]
+        brow_centre = brows.mean(0)
+        up = brow_centre - chin
+        brows = brows + up * FOREHEAD_LIFT
+    return np.concatenate([jaw, brows]).astype(np.float32)
+
+
+def hull_mask(landmarks: np.ndarray, shape: tuple[int, int], forehead: bool = True) -> np.ndarray:
+    """Float32 mask in [0, 1] of size `shape` (H, W): 1 inside the convex hull of the face outline."""
+    mask = np.zeros(shape, np.uint8)
+    hull = cv2.convexHull(face_outline(landmarks, forehead))
+    # Sub-pixel fill: draw at 4x precision with cv2's fixed-point shift.
+    cv2.fillConvexPoly(mask, np.round(hull * 16).astype(np.int32), 255, lineType=cv2.LINE_AA, shift=4)
+    return mask.astype(np.float32) / 255.0
+
+
+def feature_weights(landmarks: np.ndarray, shape: tuple[int, int], eyes: float = 3.0, mouth: float = 3.0,
+                    nose: float = 1.5) -> np.ndarray:
+    """Per-pixel loss weights: 1 everywhere, more on eyes, mouth and nose (where identity and
+    expression live), softened so the extra weight has no hard edge."""
+    weights = np.ones(shape, np.float32)
+    size = max(shape)
+    for region, weight, grow in ((LEFT_EYE, eyes, 0.04), (RIGHT_EYE, eyes, 0.04), (MOUTH, mouth, 0.03),
+                                 (NOSE, nose, 0.02)):
+        region_mask = np.zeros(shape, np.uint8)
+        hull = cv2.convexHull(landmarks[region].astype(np.float32)).astype(np.int32)
+        cv2.fillConvexPoly(region_mask, hull, 1)
+        radius = max(1, int(size * grow))
+        region_mask = cv2.dilate(region_mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
+                                                                         (2 * radius + 1, 2 * radius + 1)))
+        weights = np.maximum(weights, region_mask.astype(np.float32) * weight)
+    blur = max(3, int(size * 0.03) | 1)
+    return cv2.GaussianBlur(weights, (blur, blur), 0)

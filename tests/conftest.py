@@ -1,0 +1,44 @@
+"""Shared fixtures: the real clips and stills in ../shared/data, and small facesets built from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from swapface.faces import AlignSpec
+from swapface.faceset import Faceset
+from swapface.faceset.extract import ExtractOptions, extract
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+VIDEOS = DATA / "videos"
+STILLS = DATA / "stills"
+
+
+def _small_faceset(root: Path, clip: str, frames: int = 120, every: int = 2, size: int = 128) -> Path:
+    out = root / Path(clip).stem
+    extract([VIDEOS / clip], out, ExtractOptions(spec=AlignSpec(size, "whole"), every=every,
+                                                 max_frames=frames, workers=2))
+    return out
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    assert DATA.is_dir(), f"real face data missing at {DATA}"
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def faceset_a(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Identity A: 60 faces (128 px, whole coverage) from the first 4 s of lp_d6.mp4."""
+    return _small_faceset(tmp_path_factory.mktemp("facesets"), "lp_d6.mp4")
+
+
+@pytest.fixture(scope="session")
+def faceset_b(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Identity B: 60 faces (128 px, whole coverage) from the first 4 s of lp_d9.mp4."""
+    return _small_faceset(tmp_path_factory.mktemp("facesets"), "lp_d9.mp4")
+
+
+def open_faceset(path: Path) -> Faceset:
+    return Faceset.open(path)
