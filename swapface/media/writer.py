@@ -1,0 +1,345 @@
+"""Write swapped frames: a video with the input's timing and audio, PNG images or folders, patch exports.
+
+Everything is written under a temporary name and renamed on success, so the final name never holds a
+half-written file; every output carries a tag saying it contains a synthetic (swapped) face.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+from swapface.atomic import atomic_path, atomic_write_text
+from swapface.errors import InputError, SwapfaceError
+from swapface.media.images import IMAGE_SUFFIXES
+from swapface.media.reader import Frame, MediaInfo
+
+SYNTHETIC_KEY = "synthetic"
+SYNTHETIC_VALUE = "face swapped by swapface"
+SYNTHETIC_COMMENT = "synthetic: contains a face swapped by swapface"
+VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm"}
+AUDIO_LEAD_SECONDS = 1.0  # audio is muxed this far ahead of the video, so the muxer buffers little
+
+
+def synthetic_tags() -> dict[str, str]:
+    """Container/PNG tags that label an output as synthetic: a human-readable comment and a dedicated key."""
+    return {"comment": SYNTHETIC_COMMENT, SYNTHETIC_KEY: SYNTHETIC_VALUE}
+
+
+def read_synthetic_tag(path: str | Path) -> str | None:
+    """The synthetic label of a video or PNG written by swapface (None when it carries none)."""
+    path = Path(path)
+    if path.suffix.lower() == ".png":
+        with Image.open(path) as image:
+            return image.text.get(SYNTHETIC_KEY)
+    with av.open(str(path)) as container:
+        tags = {k.lower(): v for k, v in container.metadata.items()}
+    return tags.get(SYNTHETIC_KEY)
+
+
+def output_kind(path: str | Path) -> str:
+    """'video', 'image' or 'folder', from the output path's extension (no extension: a folder of PNGs)."""
+    suffix = Path(path).suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix:
+        raise InputError(path, f"unknown output type {suffix!r} (use {', '.join(sorted(VIDEO_SUFFIXES))}, "
+                               ".png, or a folder)")
+    return "folder"
+
+
+def check_writable(path: str | Path) -> None:
+    """Fail early, with one line, when the output cannot be created (before hours of work)."""
+    path = Path(path)
+    parent = path.parent if path.parent != Path("") else Path(".")
+    existing = parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(path, f"cannot create output: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(path, f"output folder {existing} is not writable")
+    if path.is_dir() and output_kind(path) != "folder":
+        raise InputError(path, "output is an existing folder, expected a file name")
+    if output_kind(path) == "folder" and path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise InputError(path, "output folder exists and is not empty")
+
+
+def write_png(path: str | Path, image: np.ndarray, compress_level: int = 1) -> None:
+    """Lossless PNG (RGB or greyscale) with the synthetic tag in a text chunk, written atomically."""
+    info = PngImagePlugin.PngInfo()
+    for key, value in synthetic_tags().items():
+        info.add_text(key, value)
+    with atomic_path(path) as tmp:
+        _readable_by_all(tmp)
+        Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="PNG", pnginfo=info,
+                                                         compress_level=compress_level)
+
+
+# -- video ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """Encoder choice. H.264 CRF 18 is visually lossless for most footage; the preset trades speed."""
+
+    codec: str = "libx264"
+    crf: int = 18
+    preset: str = "veryfast"
+
+
+class VideoWriter:
+    """Stream frames into a video that keeps the input's timestamps, frame rate and audio.
+
+    Frames are given with their input `pts`; the output keeps them, shifted so the first written frame
+    is at 0 (a `--start` cut starts at 0). Audio packets are copied without re-encoding, cut to the same
+    time range and interleaved as the video advances. Use as a context manager: leaving it with an
+    exception removes the temporary file and leaves nothing under the final name.
+    """
+
+    def __init__(self, path: str | Path, source: MediaInfo, settings: VideoSettings = VideoSettings(),
+                 start: float = 0.0, end: float | None = None, audio: bool = True) -> None:
+        self.path = Path(path)
+        self.source = source
+        self.settings = settings
+        self.start, self.end = start, end
+        self.audio = audio and source.has_audio
+        self.frames_written = 0
+        self._stack = contextlib.ExitStack()
+        self._container: av.container.OutputContainer | None = None
+        self._video: av.VideoStream | None = None
+        self._audio_in: av.container.InputContainer | None = None
+        self._audio_packets: Iterator[av.Packet] | None = None
+        self._audio_out: av.AudioStream | None = None
+        self._pending_audio: av.Packet | None = None
+        self._first_pts: int | None = None
+        self._shift_seconds = 0.0  # absolute input time of the first written frame
+        self._time_base = source.time_base or Fraction(1, 90000)
+        self._fps = source.fps or Fraction(25)
+
+    def __enter__(self) -> VideoWriter:
+        tmp = self._stack.enter_context(atomic_path(self.path))
+        _readable_by_all(tmp)
+        options = {"movflags": "use_metadata_tags"} if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
+        try:
+            self._container = self._stack.enter_context(av.open(str(tmp), "w", options=options))
+        except (av.error.FFmpegError, OSError) as exc:
+            self._stack.close()
+            raise InputError(self.path, f"cannot write video ({exc.__class__.__name__})") from None
+        self._container.metadata.update(synthetic_tags())
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            try:
+                self._finish()
+            except BaseException as error:
+                self._close(type(error), error, error.__traceback__)
+                raise
+        self._close(exc_type, exc, tb)
+
+    def _close(self, exc_type, exc, tb) -> None:
+        if self._audio_in is not None:
+            self._audio_in.close()
+        self._stack.__exit__(exc_type, exc, tb)
+
+    def _open_video(self, width: int, height: int) -> None:
+        assert self._container is not None
+        s = self.settings
+        try:
+            stream = self._container.add_stream(s.codec, rate=self._fps)
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise SwapfaceError(f"codec {s.codec!r} is not available ({exc})") from None
+        stream.width, stream.height = width, height
+        even = width % 2 == 0 and height % 2 == 0
+        stream.pix_fmt = "yuv420p" if even or s.codec not in ("libx264", "libx265", "h264", "hevc") else "yuv444p"
+        stream.codec_context.time_base = self._time_base
+        stream.time_base = self._time_base
+        if s.codec in ("libx264", "libx265", "h264", "hevc"):
+            stream.options = {"crf": str(s.crf), "preset": s.preset}
+        elif s.codec in ("libvpx-vp9", "libsvtav1", "libaom-av1"):
+            stream.options = {"crf": str(s.crf), "b": "0"}
+        self._video = stream
+        if self.audio:
+            self._open_audio()
+
+    def _open_audio(self) -> None:
+        assert self._container is not None
+        self._audio_in = av.open(self.source.path)
+        source = self._audio_in.streams.audio[0]
+        try:
+            self._audio_out = self._container.add_stream_from_template(source)
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise SwapfaceError(f"{self.path}: cannot carry the audio over ({exc})") from None
+        self._audio_packets = self._audio_in.demux(source)
+
+    def write(self, frame: Frame, image: np.ndarray) -> None:
+        """Encode `image` at `frame`'s timestamp (frames must come in order)."""
+        if self._video is None:
+            self._open_video(image.shape[1], image.shape[0])
+        assert self._video is not None and self._container is not None
+        pts_in = round(frame.index / (self._fps * self._time_base)) if frame.pts is None else frame.pts
+        if self._first_pts is None:
+            self._first_pts = pts_in
+            self._shift_seconds = float(pts_in * self._time_base)
+        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        video_frame.pts = pts_in - self._first_pts
+        video_frame.time_base = self._time_base
+        for packet in self._video.encode(video_frame):
+            self._container.mux(packet)
+        self.frames_written += 1
+        self._mux_audio_until(float(pts_in * self._time_base) + AUDIO_LEAD_SECONDS)
+
+    def _audio_end(self) -> float:
+        """Absolute input time where the copied audio stops (the end of the cut, or the end of the file)."""
+        if self.end is None:
+            return float("inf")
+        assert self._first_pts is not None
+        return self._shift_seconds + (self.end - self.start)
+
+    def _mux_audio_until(self, until: float) -> None:
+        if self._audio_packets is None or self._audio_out is None:
+            return
+        assert self._container is not None
+        stop = min(until, self._audio_end())
+        while True:
+            packet = self._pending_audio or next(self._audio_packets, None)
+            self._pending_audio = None
+            if packet is None:
+                self._audio_packets = None
+                return
+            if packet.dts is None or packet.pts is None:
+                continue  # the demuxer's flush packet
+            seconds = float(packet.pts * packet.time_base)
+            if seconds >= stop:
+                self._pending_audio = packet
+                return
+            if seconds < self._shift_seconds - 1e-6 and self.start > 0:
+                continue  # before a --start cut
+            shift = round(self._shift_seconds / packet.time_base)
+            packet.pts -= shift
+            packet.dts -= shift
+            packet.stream = self._audio_out
+            self._container.mux(packet)
+
+    def _finish(self) -> None:
+        if self._video is None or self._container is None:
+            raise SwapfaceError(f"{self.path}: no frames to write")
+        for packet in self._video.encode():
+            self._container.mux(packet)
+        self._mux_audio_until(float("inf"))
+
+
+def _readable_by_all(path: Path) -> None:
+    """Give a temporary file the permissions an ordinary new file gets (mkstemp makes it owner-only)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+# -- images -----------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def atomic_folder(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder next to `target`; rename it onto `target` (absent or empty) on success."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
+    try:
+        yield tmp
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+class ImageWriter:
+    """One PNG per frame, for compositing tools: a single image, or a folder of numbered frames.
+
+    A folder is filled under a temporary name and renamed when complete. Frames from an image folder
+    keep their file names (as .png); video frames are named frame_000000.png by input frame index.
+    """
+
+    def __init__(self, path: str | Path, single: bool) -> None:
+        self.path = Path(path)
+        self.single = single
+        self.frames_written = 0
+        self._stack = contextlib.ExitStack()
+        self._folder: Path | None = None
+
+    def __enter__(self) -> ImageWriter:
+        if not self.single:
+            self._folder = self._stack.enter_context(atomic_folder(self.path))
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None and self.frames_written == 0:
+            error = SwapfaceError(f"{self.path}: no frames to write")
+            self._stack.__exit__(SwapfaceError, error, None)
+            raise error
+        self._stack.__exit__(exc_type, exc, tb)
+
+    def write(self, frame: Frame, image: np.ndarray) -> None:
+        if self.single:
+            if self.frames_written:
+                raise SwapfaceError(f"{self.path}: the input has several frames; give a folder or a video "
+                                    "as output")
+            write_png(self.path, image)
+        else:
+            assert self._folder is not None
+            write_png(self._folder / frame_file_name(frame), image)
+        self.frames_written += 1
+
+
+def frame_file_name(frame: Frame) -> str:
+    """Output name of a frame: the input image's stem, or frame_NNNNNN for video frames."""
+    source = Path(frame.source)
+    if source.suffix.lower() in IMAGE_SUFFIXES:
+        return source.stem + ".png"
+    return f"frame_{frame.index:06d}.png"
+
+
+class PatchWriter:
+    """Per-face exports for artists: the generated face crop, its mask, and the crop's matrix.
+
+    For frame F and face K: F_K_face.png (RGB at the model's resolution), F_K_mask.png (8-bit alpha)
+    and F_K.json (2x3 matrix taking frame pixels to crop pixels, frame time, crop size), enough to
+    re-composite the face in another tool with the inverse warp.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._stack = contextlib.ExitStack()
+        self._folder: Path | None = None
+
+    def __enter__(self) -> PatchWriter:
+        self._folder = self._stack.enter_context(atomic_folder(self.path))
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._stack.__exit__(exc_type, exc, tb)
+
+    def write(self, frame: Frame, face_index: int, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray,
+              **extra: object) -> None:
+        assert self._folder is not None
+        stem = f"{frame.index:06d}_{face_index}"
+        write_png(self._folder / f"{stem}_face.png", face)
+        write_png(self._folder / f"{stem}_mask.png", np.clip(mask * 255 + 0.5, 0, 255).astype(np.uint8))
+        meta = {"frame": frame.index, "time": frame.time, "source": frame.source, "face": face_index,
+                "crop_size": int(face.shape[0]), "matrix": np.asarray(matrix, float).tolist(),
+                "matrix_maps": "frame pixels -> crop pixels", **extra}
+        atomic_write_text(self._folder / f"{stem}.json", json.dumps(meta, indent=1))
