@@ -1,0 +1,1 @@
+"""Evaluation of a swap: metrics (shared with training) and the `swapface eval` stage."""

@@ -1,0 +1,312 @@
+"""Numeric primitives for judging a swap: pure functions on numpy arrays, shared by `swapface eval` and
+by training (which logs the same numbers on held-out faces, so a training curve shows quality, not loss).
+
+Conventions: images are RGB, either uint8 (0-255) or float in [0, 1]; landmarks are the iBUG 68 points
+as (68, 2) pixel coordinates. Every function says which direction is better.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from skimage.metrics import structural_similarity
+
+from swapface.faces.align import eye_centres
+
+MAX_PSNR = 100.0  # dB reported for identical images, so means over many faces stay finite
+
+
+# -- reconstruction quality --------------------------------------------------------------------------
+
+def _data_range(a: np.ndarray) -> float:
+    """uint8 images span 255; float images are taken to be in [0, 1] (what the model outputs)."""
+    return 255.0 if a.dtype == np.uint8 else 1.0
+
+
+def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB over all pixels (higher is better).
+
+    Works on one image or a batch (then it is the PSNR of the pooled error, which is what "the
+    reconstruction is N dB" usually means). Identical inputs give MAX_PSNR instead of infinity.
+    """
+    _check_pair(a, b)
+    data_range = _data_range(a)
+    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    if mse <= 0.0:
+        return MAX_PSNR
+    return float(min(MAX_PSNR, 10.0 * np.log10(data_range**2 / mse)))
+
+
+def _channel_axis(image: np.ndarray) -> int | None:
+    """Where the colour channels are in one image: HxWxC (numpy, OpenCV) or CxHxW (torch)."""
+    if image.ndim == 2:
+        return None
+    if image.shape[-1] in (1, 3, 4):
+        return -1
+    if image.shape[0] in (1, 3, 4):
+        return 0
+    raise ValueError(f"cannot tell the channel axis of an image of shape {image.shape}")
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Structural similarity (Wang et al. 2004) in [-1, 1] (higher is better).
+
+    One image (HxW, HxWxC or CxHxW) or a batch (NxHxWxC or NxCxHxW, averaged per image). SSIM follows
+    local structure rather than raw error, so it ranks blur and ringing the way a viewer does.
+    """
+    _check_pair(a, b)
+    a, b = np.asarray(a), np.asarray(b)
+    if a.ndim == 4:
+        return float(np.mean([ssim(x, y) for x, y in zip(a, b, strict=True)]))
+    axis = _channel_axis(a)
+    data_range = _data_range(a)
+    return float(structural_similarity(a.astype(np.float64), b.astype(np.float64), data_range=data_range,
+                                       channel_axis=axis))
+
+
+# -- identity ------------------------------------------------------------------------------------------
+
+SAME_PERSON_DISTANCE = 0.6  # dlib's 128-D descriptor: the same person is usually closer than this
+
+
+def identity_distance(embeddings: np.ndarray, reference: np.ndarray) -> np.ndarray | float:
+    """Euclidean distance of one (D,) or many (N, D) identity embeddings to a reference (lower = more
+    alike). dlib's descriptor is trained so that this distance separates people at about 0.6."""
+    embeddings = np.asarray(embeddings, np.float64)
+    reference = np.asarray(reference, np.float64)
+    distances = np.linalg.norm(embeddings - reference, axis=-1)
+    return float(distances) if distances.ndim == 0 else distances
+
+
+# -- expression and pose -------------------------------------------------------------------------------
+
+def inter_ocular(landmarks: np.ndarray) -> float:
+    """Distance between the eye centres: the face-size unit that makes NME independent of resolution."""
+    left, right = eye_centres(np.asarray(landmarks, np.float64))
+    return float(np.linalg.norm(right - left))
+
+
+def landmark_nme(predicted: np.ndarray, reference: np.ndarray) -> float:
+    """Normalised mean error: mean point-to-point distance between two 68-point sets, divided by the
+    reference's inter-ocular distance (lower is better; 0 = same shape and place).
+
+    A swap should keep the source's expression and pose, so the swapped face's landmarks should sit
+    where the source's were.
+    """
+    predicted = np.asarray(predicted, np.float64)
+    reference = np.asarray(reference, np.float64)
+    scale = inter_ocular(reference)
+    if scale <= 0:
+        raise ValueError("reference landmarks have zero inter-ocular distance")
+    return float(np.linalg.norm(predicted - reference, axis=1).mean() / scale)
+
+
+# A generic 3D face (anthropometric model of Martins & Batista, in cm) at 14 rigid iBUG points, written in
+# camera axes (x right, y down, z away from the viewer) so that a face looking into the camera has zero
+# rotation. Jaw-line points are left out: they are silhouette points and slide with pose.
+POSE_POINTS = np.array([17, 21, 22, 26, 36, 39, 42, 45, 31, 35, 48, 54, 57, 8])
+FACE_MODEL_3D = np.array([
+    [-6.825897, -6.760612, -4.402142], [-1.330353, -7.122144, -6.903745],
+    [1.330353, -7.122144, -6.903745], [6.825897, -6.760612, -4.402142],
+    [-5.311432, -5.485328, -3.987654], [-1.789930, -5.393625, -4.413414],
+    [1.789930, -5.393625, -4.413414], [5.311432, -5.485328, -3.987654],
+    [-2.005628, -1.409845, -6.165652], [2.005628, -1.409845, -6.165652],
+    [-2.774015, 2.080775, -5.048531], [2.774015, 2.080775, -5.048531],
+    [0.000000, 3.116408, -6.097667], [0.000000, 7.415691, -4.070434],
+])
+
+
+@dataclass(frozen=True)
+class HeadPose:
+    """Head rotation in degrees relative to looking straight into the camera.
+
+    yaw: turn about the vertical axis; pitch: nod about the horizontal axis; roll: tilt in the image
+    plane (R = Rz(roll) @ Ry(yaw) @ Rx(pitch), camera axes x right, y down, z forward).
+    """
+
+    yaw: float
+    pitch: float
+    roll: float
+
+    def as_array(self) -> np.ndarray:
+        return np.array([self.yaw, self.pitch, self.roll])
+
+
+def camera_matrix(image_size: tuple[int, int]) -> np.ndarray:
+    """Pinhole camera for an uncalibrated frame (H, W): focal length = the longer side (about a 53 degree
+    field of view, typical of video), principal point at the centre."""
+    height, width = image_size
+    focal = float(max(height, width))
+    return np.array([[focal, 0, width / 2.0], [0, focal, height / 2.0], [0, 0, 1]], np.float64)
+
+
+def rotation_to_pose(rotation: np.ndarray) -> HeadPose:
+    """Euler angles (degrees) of a 3x3 rotation, in HeadPose's convention."""
+    yaw = np.degrees(np.arcsin(np.clip(-rotation[2, 0], -1.0, 1.0)))
+    pitch = np.degrees(np.arctan2(rotation[2, 1], rotation[2, 2]))
+    roll = np.degrees(np.arctan2(rotation[1, 0], rotation[0, 0]))
+    return HeadPose(float(yaw), float(pitch), float(roll))
+
+
+def head_pose(landmarks: np.ndarray, image_size: tuple[int, int]) -> HeadPose:
+    """Head pose from 68 landmarks by fitting a generic 3D face with solvePnP.
+
+    A generic face gives angles good to a few degrees, which is enough to tell whether a swap kept
+    the source's head pose: compare the two poses with `angle_difference`.
+    """
+    image_points = np.ascontiguousarray(np.asarray(landmarks, np.float64)[POSE_POINTS])
+    camera = camera_matrix(image_size)
+    # SQPnP finds the global optimum without an initial guess; a Levenberg-Marquardt pass polishes it.
+    ok, rvec, tvec = cv2.solvePnP(FACE_MODEL_3D, image_points, camera, None, flags=cv2.SOLVEPNP_SQPNP)
+    if not ok:
+        raise ValueError("solvePnP found no head pose for these landmarks")
+    rvec, tvec = cv2.solvePnPRefineLM(FACE_MODEL_3D, image_points, camera, None, rvec, tvec)
+    rotation, _ = cv2.Rodrigues(rvec)
+    return rotation_to_pose(rotation)
+
+
+def angle_difference(a: HeadPose, b: HeadPose) -> HeadPose:
+    """Absolute per-axis difference of two poses in degrees, wrapped to [0, 180]."""
+    delta = (a.as_array() - b.as_array() + 180.0) % 360.0 - 180.0
+    yaw, pitch, roll = np.abs(delta)
+    return HeadPose(float(yaw), float(pitch), float(roll))
+
+
+# -- temporal stability -------------------------------------------------------------------------------
+
+def temporal_change(previous: np.ndarray, current: np.ndarray, mask: np.ndarray) -> float:
+    """Mean absolute change between two frames (0-255 levels, averaged over channels), weighted by
+    `mask` (H, W) in [0, 1].
+
+    Call it on face crops aligned with the *source's* landmarks in both frames: the alignment removes
+    the head's own motion, and using the source's geometry for the swapped video too means that a
+    swapped face jittering against the head shows up as change rather than being aligned away.
+    """
+    _check_pair(previous, current)
+    scale = 255.0 if previous.dtype != np.uint8 else 1.0
+    diff = np.abs(current.astype(np.float32) - previous.astype(np.float32)) * scale
+    if diff.ndim == 3:
+        diff = diff.mean(-1)
+    weight = np.asarray(mask, np.float32)
+    total = float(weight.sum())
+    return float((diff * weight).sum() / total) if total > 0 else 0.0
+
+
+def flicker_ratio(swapped_changes: np.ndarray, source_changes: np.ndarray) -> float:
+    """How much more the swapped face changes frame to frame than the source face did (1.0 = as steady
+    as the source, above 1 = flicker or jitter added by the swap).
+
+    A ratio of sums, not a mean of per-frame ratios: a nearly still source frame pair would make a
+    per-frame ratio blow up, while the sums weigh every frame by how much actually happened.
+    """
+    swapped_total = float(np.sum(swapped_changes))
+    source_total = float(np.sum(source_changes))
+    eps = 1e-6 * max(1, len(np.atleast_1d(source_changes)))
+    return (swapped_total + eps) / (source_total + eps)
+
+
+# -- seams ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SeamScore:
+    """Discontinuity the compositing added along the face-mask boundary (0 = none; lower is better).
+
+    colour: local step in colour across the boundary (0-255 levels, RGB Euclidean);
+    gradient: mean gradient magnitude in the boundary band (levels per pixel).
+    """
+
+    colour: float
+    gradient: float
+
+
+def boundary_band(mask: np.ndarray, half_width: int) -> np.ndarray:
+    """Boolean band of +-half_width px around the edge of a (soft) mask: dilate minus erode."""
+    binary = (np.asarray(mask) > 0.5).astype(np.uint8)
+    size = 2 * max(1, half_width) + 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    return cv2.dilate(binary, kernel) > cv2.erode(binary, kernel)
+
+
+def _gradient_magnitude(image: np.ndarray) -> np.ndarray:
+    """Per-pixel gradient length (levels per pixel), the Euclidean norm over colour channels."""
+    gx = cv2.Sobel(image, cv2.CV_32F, 1, 0, ksize=3, scale=1 / 8)
+    gy = cv2.Sobel(image, cv2.CV_32F, 0, 1, ksize=3, scale=1 / 8)
+    squared = gx**2 + gy**2
+    return np.sqrt(squared.sum(-1) if squared.ndim == 3 else squared)
+
+
+def seam_score(swapped: np.ndarray, source: np.ndarray, mask: np.ndarray, half_width: int) -> SeamScore:
+    """Colour and gradient discontinuity along the boundary of `mask`, relative to the source frame.
+
+    Both are measured on the difference image (swapped - source): edges that were already in the
+    source (jaw line, hair) cancel, and only what the compositing added remains, so the score is 0
+    when nothing changed and stays low for a swap that blends smoothly into its surroundings.
+    The colour step compares the local mean of the difference just inside and just outside the
+    boundary (normalised convolution over a Gaussian of `half_width`), at every boundary pixel.
+    """
+    _check_pair(swapped, source)
+    scale = 255.0 if swapped.dtype != np.uint8 else 1.0
+    delta = (swapped.astype(np.float32) - source.astype(np.float32)) * scale
+    inside = (np.asarray(mask) > 0.5).astype(np.float32)
+    band = boundary_band(mask, half_width)
+    if not band.any():
+        return SeamScore(0.0, 0.0)
+    gradient = float(_gradient_magnitude(delta)[band].mean())
+
+    sigma = max(1.0, half_width / 2.0)
+
+    def blur(image: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(image, (0, 0), sigma)
+
+    outside = 1.0 - inside
+    weight_in, weight_out = blur(inside), blur(outside)
+    if delta.ndim == 3:
+        weight_in, weight_out, inside_c, outside_c = (weight_in[..., None], weight_out[..., None],
+                                                      inside[..., None], outside[..., None])
+    else:
+        inside_c, outside_c = inside, outside
+    mean_in = blur(delta * inside_c) / np.maximum(weight_in, 1e-6)
+    mean_out = blur(delta * outside_c) / np.maximum(weight_out, 1e-6)
+    edge = boundary_band(mask, 1)
+    step = mean_in - mean_out
+    step = np.sqrt((step**2).sum(-1)) if step.ndim == 3 else np.abs(step)
+    return SeamScore(float(step[edge].mean()), gradient)
+
+
+# -- summaries -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean, median and the mean of the worst 5% of frames (at least one frame) of a per-frame metric."""
+
+    mean: float
+    median: float
+    worst5: float
+    count: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"mean": self.mean, "median": self.median, "worst5": self.worst5, "count": self.count}
+
+
+def summarise(values: np.ndarray, higher_is_better: bool = False) -> Summary:
+    """Summarise per-frame values, ignoring NaN (frames where the metric could not be measured).
+
+    The worst 5% says how bad the bad frames get, which a mean hides: one flickering second in a
+    minute barely moves the mean but is what a viewer notices.
+    """
+    values = np.asarray(values, np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return Summary(float("nan"), float("nan"), float("nan"), 0)
+    ordered = np.sort(values)
+    if not higher_is_better:
+        ordered = ordered[::-1]
+    worst = ordered[: max(1, int(np.ceil(0.05 * values.size)))]
+    return Summary(float(values.mean()), float(np.median(values)), float(worst.mean()), int(values.size))
