@@ -1,0 +1,87 @@
+"""Model shapes, presets, determinism of swap, and model-dir I/O errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from swapface.errors import InputError, SwapfaceError
+from swapface.model import PRESETS, ModelConfig, SwapAutoencoder, preset
+from swapface.modeldir import CONFIG_FILE, WEIGHTS_FILE, load_model, save_model
+
+
+@pytest.mark.parametrize("resolution", [64, 128, 256, 512])
+def test_resolutions_give_full_size_outputs(resolution: int) -> None:
+    config = preset("tiny", resolution=resolution)
+    model = SwapAutoencoder(config)
+    x = torch.rand(2, 3, resolution, resolution)
+    out = model(x, x)
+    assert out.rgb_a.shape == (2, 3, resolution, resolution)
+    assert out.mask_b.shape == (2, 1, resolution, resolution)
+    assert out.mu.shape == (4, config.latent_channels, config.latent_side, config.latent_side)
+    rgb = out.rgb_a.detach()
+    assert float(rgb.min()) >= 0 and float(rgb.max()) <= 1
+
+
+def test_1024_constructs_and_presets_are_distinct() -> None:
+    big = SwapAutoencoder(preset("512", resolution=1024))
+    assert big.config.latent_side == 32
+    assert {c.resolution for c in PRESETS.values()} == {64, 128, 256, 512}
+
+
+def test_swap_is_deterministic_and_uses_the_other_decoder() -> None:
+    torch.manual_seed(0)
+    model = SwapAutoencoder(preset("tiny")).eval()
+    for p in model.decoders["b"].parameters():  # make the decoders differ
+        p.data.add_(0.05 * torch.randn_like(p))
+    x = torch.rand(3, 3, 64, 64)
+    rgb1, mask1 = model.swap(x, "b")
+    rgb2, _ = model.swap(x, "b")
+    rgb_a, _ = model.swap(x, "a")
+    assert torch.equal(rgb1, rgb2)
+    assert mask1.shape == (3, 1, 64, 64)
+    assert not torch.allclose(rgb1, rgb_a)
+
+
+def test_config_round_trip_and_validation() -> None:
+    config = preset("256", coverage="head")
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(SwapfaceError):
+        ModelConfig(resolution=100)
+    with pytest.raises(SwapfaceError):
+        ModelConfig(coverage="face")
+
+
+def test_model_dir_round_trip(tmp_path) -> None:
+    model = SwapAutoencoder(preset("tiny", coverage="tight"))
+    save_model(tmp_path, model, training={"steps": 0})
+    loaded, config = load_model(tmp_path)
+    assert config == model.config and not loaded.training
+    data = json.loads((tmp_path / CONFIG_FILE).read_text())
+    assert data["resolution"] == 64 and data["coverage"] == "tight"
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name])
+
+
+@pytest.mark.parametrize("damage", ["no_weights", "no_config", "truncated", "bad_json", "wrong_shape"])
+def test_model_dir_damage_is_one_line_input_error(tmp_path, damage: str) -> None:
+    save_model(tmp_path, SwapAutoencoder(preset("tiny")))
+    weights, config = tmp_path / WEIGHTS_FILE, tmp_path / CONFIG_FILE
+    if damage == "no_weights":
+        weights.unlink()
+    elif damage == "no_config":
+        config.unlink()
+    elif damage == "truncated":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "bad_json":
+        config.write_text("{not json")
+    else:
+        save_model(tmp_path / "other", SwapAutoencoder(preset("tiny").replace(base_width=16)))
+        weights.write_bytes((tmp_path / "other" / WEIGHTS_FILE).read_bytes())
+    with pytest.raises(InputError) as info:
+        load_model(tmp_path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert (WEIGHTS_FILE in message) or (CONFIG_FILE in message)
