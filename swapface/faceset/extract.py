@@ -179,7 +179,8 @@ def _is_duplicate(candidate: Candidate, previous: list[_Kept], size: int) -> boo
 
 def _last_kept(faceset: Faceset, source: str) -> list[_Kept]:
     """Dedupe state of a resumed source: the faces of its last frame that kept any."""
-    records = faceset.records(source)
+    inside = source.rstrip(os.sep) + os.sep  # an image folder's faces name their own image files
+    records = [r for r in faceset.records() if r.source == source or r.source.startswith(inside)]
     if not records:
         return []
     last = max(r.frame for r in records)
@@ -268,8 +269,9 @@ def _extract_source(path: Path, faceset: Faceset, options: ExtractOptions, stats
                 continue
             stats.faces_kept += 1
             height, width = frame.image.shape[:2]
+            frame_source = _source_key(Path(frame.source))
             record = FaceRecord(
-                filename=faceset.filename_for(source, frame.index, face_index), source=source,
+                filename=faceset.filename_for(frame_source, frame.index, face_index), source=frame_source,
                 frame=frame.index, time=frame.time, face=face_index, bbox=candidate.bbox,
                 landmarks=candidate.landmarks, crop_landmarks=candidate.crop_landmarks,
                 matrix=candidate.matrix, embedding=candidate.embedding, sharpness=candidate.sharpness,
