@@ -1,0 +1,57 @@
+"""The blend mask of a swapped face, in crop space: learned, landmark hull, or both; eroded and blurred.
+
+Erosion and blur are given in pixels of a face that spans 256 px in the frame, and scale with the face
+(see `crop_pixels`), so one setting suits a close-up and a face far away.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from swapface.faces.masks import hull_mask
+
+MASK_MODES = ("learned", "hull", "both")
+REFERENCE_FACE_PX = 256.0
+
+
+def crop_pixels(px: float, crop_size: int) -> float:
+    """Convert `px` (pixels of a face 256 px across in the frame) into crop pixels.
+
+    A face S px across has px * S / 256 frame pixels of erosion, and a frame pixel is crop_size / S
+    crop pixels, so S cancels: the amount is fixed relative to the face, whatever its size.
+    """
+    return px * crop_size / REFERENCE_FACE_PX
+
+
+def face_mask(mode: str, learned: np.ndarray | None, crop_landmarks: np.ndarray, size: int,
+              erode_px: float = 0.0, blur_px: float = 0.0) -> np.ndarray:
+    """Float32 (size, size) mask in [0, 1]: `mode` combines the model's mask and the landmark hull
+    (both = their minimum, so the face ends where either says), then erodes and feathers it."""
+    if mode not in MASK_MODES:
+        raise ValueError(f"mask must be one of {', '.join(MASK_MODES)}, got {mode!r}")
+    if mode == "learned" and learned is None:
+        raise ValueError("learned mask requested but the model gives none")
+    parts = []
+    if mode in ("learned", "both") and learned is not None:
+        parts.append(np.clip(learned.astype(np.float32), 0.0, 1.0))
+    if mode in ("hull", "both"):
+        parts.append(hull_mask(crop_landmarks, (size, size)))
+    mask = parts[0] if len(parts) == 1 else np.minimum(*parts)
+    return erode_and_blur(mask, erode_px, blur_px)
+
+
+def erode_and_blur(mask: np.ndarray, erode_px: float, blur_px: float) -> np.ndarray:
+    """Shrink the mask by `erode_px` (negative grows it) and feather its edge over about `blur_px`."""
+    radius = int(round(abs(erode_px)))
+    if radius > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        mask = cv2.erode(mask, kernel) if erode_px > 0 else cv2.dilate(mask, kernel)
+    if blur_px > 0.5:
+        sigma = blur_px / 2.0
+        ksize = int(2 * round(3 * sigma) + 1)
+        mask = cv2.GaussianBlur(mask, (ksize, ksize), sigma)
+    # Keep the crop's outermost pixels off, so the warped crop's edge never shows in the frame.
+    border = max(1, mask.shape[0] // 64)
+    mask[:border], mask[-border:], mask[:, :border], mask[:, -border:] = 0, 0, 0, 0
+    return mask

@@ -1,0 +1,192 @@
+"""Follow faces through a video: detect now and then, track in between, smooth the landmarks.
+
+Full-frame detection is the costly step at 1080p and 4K, so it runs every `detect_every` frames (and
+whenever no face is tracked). In between, each tracked face is re-detected only in a small window
+around its last box, at the scale where the detector is fastest. When even that misses (motion blur,
+a hand passing), landmarks are re-fitted inside the previous box for a few frames, but only while the
+aligned face still looks like the one being tracked, so a covered or vanished face is dropped instead
+of getting a face pasted onto whatever is there now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from swapface.faces import AlignSpec, FaceBackend, alignment_matrix, crop_face
+from swapface.faces.backend import DetectedFace
+from swapface.swap.smoothing import OneEuroFilter, landmark_filter
+
+WINDOW_GROW = 0.6  # the local search window extends the last box by this fraction on each side
+WINDOW_FACE_PX = 110  # faces are resized to about this size for local re-detection (HOG window: 80)
+MIN_IOU = 0.3  # a detection continues a track when their boxes overlap at least this much
+MIN_LIKENESS = 0.6  # normalised correlation of aligned thumbnails needed to coast on a missed frame
+THUMB_SPEC = AlignSpec(64, "tight")
+
+
+@dataclass
+class TrackedFace:
+    """A face in the current frame: `landmarks` are smoothed over time, `raw_landmarks` are not."""
+
+    track_id: int
+    bbox: np.ndarray
+    landmarks: np.ndarray
+    raw_landmarks: np.ndarray
+    detected: bool  # found by the detector in this frame (False: landmarks re-fitted in the old box)
+    selected: bool  # the person to swap (always True without a reference)
+
+
+@dataclass
+class _Track:
+    track_id: int
+    bbox: np.ndarray
+    landmarks: np.ndarray
+    thumbnail: np.ndarray
+    selected: bool
+    smoother: OneEuroFilter | None
+    missed: int = 0
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    x0, y0 = np.maximum(a[:2], b[:2])
+    x1, y1 = np.minimum(a[2:], b[2:])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def face_thumbnail(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Aligned 32x32 grey face, zero-mean and unit-norm, for a cheap same-face check."""
+    crop = crop_face(image, alignment_matrix(landmarks, THUMB_SPEC), THUMB_SPEC.size)
+    grey = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (32, 32), interpolation=cv2.INTER_AREA)
+    v = grey.astype(np.float32).ravel()
+    v -= v.mean()
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 1e-3 else np.zeros_like(v)
+
+
+def face_size(landmarks: np.ndarray) -> float:
+    span = landmarks.max(0) - landmarks.min(0)
+    return float(max(span.max(), 1.0))
+
+
+class FaceTracker:
+    """Per-frame faces with stable identities (track ids) and smoothed landmarks.
+
+    `window_backend` re-detects in the small windows around tracked faces (it should detect at scale
+    1, i.e. min_face 80); `is_wanted(image, landmarks)` decides once per new track whether it is the
+    person to swap (the `--reference` check); `smooth` is the One-Euro strength (0 = off).
+    """
+
+    def __init__(self, backend: FaceBackend, window_backend: FaceBackend | None = None, detect_every: int = 5,
+                 smooth: float = 1.0, max_coast: int = 3,
+                 is_wanted: Callable[[np.ndarray, np.ndarray], bool] | None = None) -> None:
+        self.backend = backend
+        self.window_backend = window_backend or backend
+        self.detect_every = max(1, detect_every)
+        self.smooth = smooth
+        self.max_coast = max_coast
+        self.is_wanted = is_wanted
+        self._tracks: list[_Track] = []
+        self._next_id = 0
+        self._frames = 0
+
+    def update(self, image: np.ndarray, time: float) -> list[TrackedFace]:
+        """Faces of this frame (frames must come in order; `time` in seconds drives the smoothing)."""
+        full = self._frames % self.detect_every == 0 or not self._tracks
+        self._frames += 1
+        if full:
+            detections = self.backend.detect(image)
+            matched = self._associate(detections)
+        else:
+            matched = {id(t): self._redetect(image, t) for t in self._tracks}
+            detections = []
+        out: list[TrackedFace] = []
+        survivors: list[_Track] = []
+        for track in self._tracks:
+            found = matched.get(id(track))
+            if found is not None:
+                self._confirm(track, image, found)
+            elif not self._coast(track, image):
+                continue
+            survivors.append(track)
+            out.append(self._emit(track, time, detected=found is not None))
+        used = {id(d) for d in matched.values() if d is not None}
+        for det in detections:
+            if id(det) in used:
+                continue
+            track = self._new_track(image, det)
+            survivors.append(track)
+            out.append(self._emit(track, time, detected=True))
+        self._tracks = survivors
+        return out
+
+    def _associate(self, detections: list[DetectedFace]) -> dict[int, DetectedFace | None]:
+        pairs = sorted(((iou(t.bbox, d.bbox), i, j) for i, t in enumerate(self._tracks)
+                        for j, d in enumerate(detections)), reverse=True)
+        matched: dict[int, DetectedFace | None] = {}
+        taken: set[int] = set()
+        for overlap, i, j in pairs:
+            if overlap < MIN_IOU:
+                break
+            if id(self._tracks[i]) in matched or j in taken:
+                continue
+            matched[id(self._tracks[i])] = detections[j]
+            taken.add(j)
+        return matched
+
+    def _redetect(self, image: np.ndarray, track: _Track) -> DetectedFace | None:
+        """Detect in a window around the track's last box, resized so the face is ~WINDOW_FACE_PX."""
+        h, w = image.shape[:2]
+        x0, y0, x1, y1 = track.bbox
+        grow = WINDOW_GROW * max(x1 - x0, y1 - y0)
+        wx0, wy0 = int(max(0, x0 - grow)), int(max(0, y0 - grow))
+        wx1, wy1 = int(min(w, x1 + grow)), int(min(h, y1 + grow))
+        if wx1 - wx0 < 16 or wy1 - wy0 < 16:
+            return None
+        scale = WINDOW_FACE_PX / max(x1 - x0, y1 - y0, 1.0)
+        window = image[wy0:wy1, wx0:wx1]
+        small = cv2.resize(window, None, fx=scale, fy=scale,
+                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        boxes = [f.bbox for f in self.window_backend.detect(small)]
+        if not boxes:
+            return None
+        offset = np.array([wx0, wy0, wx0, wy0], np.float64)
+        candidates = [b / scale + offset for b in boxes]
+        best = max(candidates, key=lambda b: iou(b, track.bbox))
+        if iou(best, track.bbox) < MIN_IOU:
+            return None
+        return DetectedFace(best, 0.0, self.backend.landmarks(image, best))
+
+    def _coast(self, track: _Track, image: np.ndarray) -> bool:
+        """Re-fit landmarks in the old box for a missed frame, if the face is still there."""
+        track.missed += 1
+        if track.missed > self.max_coast:
+            return False
+        landmarks = self.backend.landmarks(image, track.bbox)
+        if float(face_thumbnail(image, landmarks) @ track.thumbnail) < MIN_LIKENESS:
+            return False
+        shift = landmarks.mean(0) - track.landmarks.mean(0)
+        track.bbox = track.bbox + np.tile(shift, 2)
+        track.landmarks = landmarks
+        return True
+
+    def _confirm(self, track: _Track, image: np.ndarray, det: DetectedFace) -> None:
+        track.bbox, track.landmarks, track.missed = det.bbox, det.landmarks, 0
+        track.thumbnail = face_thumbnail(image, det.landmarks)
+
+    def _new_track(self, image: np.ndarray, det: DetectedFace) -> _Track:
+        selected = self.is_wanted(image, det.landmarks) if self.is_wanted is not None else True
+        track = _Track(self._next_id, det.bbox, det.landmarks, face_thumbnail(image, det.landmarks), selected,
+                       landmark_filter(self.smooth))
+        self._next_id += 1
+        return track
+
+    def _emit(self, track: _Track, time: float, detected: bool) -> TrackedFace:
+        raw = track.landmarks
+        smoothed = track.smoother(raw, time, face_size(raw)) if track.smoother is not None else raw
+        return TrackedFace(track.track_id, track.bbox.copy(), smoothed, raw, detected, track.selected)
+
