@@ -1,7 +1,100 @@
-"""Placeholder until the evaluate stage lands: registers nothing."""
+"""`swapface eval`: score a swap (identity, expression, stability, seams) and a model's reconstructions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from swapface.cli.common import console, user_errors
+from swapface.errors import SwapfaceError
+from swapface.eval.evaluate import METRICS, EvalOptions, EvalResult, evaluate
+from swapface.eval.reconstruction import ReconstructionScores, reconstruction_scores
+from swapface.eval.report import HTML_NAME, JSON_NAME, write_report
+
+FACESET_OR_IMAGE = "a faceset, an image, or a folder of images"
+
+
+def eval_command(
+    output_dir: Annotated[Path, typer.Option(
+        "--output-dir", "-o", help=f"Folder for {JSON_NAME} (all numbers) and {HTML_NAME} (plots, frames).")],
+    source: Annotated[Path | None, typer.Option(help="The video, image or image folder that was swapped.")] = None,
+    swapped: Annotated[Path | None, typer.Option(
+        help="The swap result: same kind, size and frame count as --source.")] = None,
+    target: Annotated[Path | None, typer.Option(help=f"Who the face should now be: {FACESET_OR_IMAGE}.")] = None,
+    original: Annotated[Path | None, typer.Option(
+        help=f"Who the face was: {FACESET_OR_IMAGE} (default: the source frames' own faces). Also picks the "
+             "face to judge when a frame shows several.")] = None,
+    model: Annotated[Path | None, typer.Option(
+        "--model", "-m", help="Model dir whose reconstructions to score (with --held-out-a/-b).")] = None,
+    held_out_a: Annotated[Path | None, typer.Option(help="Faceset of identity A not used in training.")] = None,
+    held_out_b: Annotated[Path | None, typer.Option(help="Faceset of identity B not used in training.")] = None,
+    max_faces: Annotated[int, typer.Option(help="Held-out faces to score per identity.", min=1)] = 64,
+    device: Annotated[str, typer.Option(help="Device for the model (cpu, cuda, cuda:1, ...).")] = "cpu",
+    max_frames: Annotated[int | None, typer.Option(help="Score at most this many frames.", min=1)] = None,
+    detector: Annotated[str, typer.Option(help="Face detector: hog (fast) or cnn (slower, finds harder "
+                                               "faces).")] = "hog",
+    min_face: Annotated[int, typer.Option("--min-face", help="Smallest face to look for, in pixels.", min=8)] = 80,
+) -> None:
+    """Score a swapped video against its source, and/or a model's reconstructions of held-out faces."""
+    with user_errors():
+        video_inputs = (source, swapped, target)
+        if any(p is not None for p in video_inputs) and not all(p is not None for p in video_inputs):
+            raise SwapfaceError("--source, --swapped and --target go together: give all three")
+        held_out = {k: v for k, v in (("a", held_out_a), ("b", held_out_b)) if v is not None}
+        if (model is None) != (not held_out):
+            raise SwapfaceError("--model needs --held-out-a and/or --held-out-b, and they need --model")
+        if source is None and model is None:
+            raise SwapfaceError("nothing to evaluate: give --source/--swapped/--target, or --model with held-out "
+                                "facesets")
+        if detector not in ("hog", "cnn"):
+            raise SwapfaceError(f"--detector must be hog or cnn, got {detector!r}")
+
+        video = None
+        if source is not None:
+            options = EvalOptions(detector=detector, min_face=min_face, max_frames=max_frames)
+            video = _evaluate_video(source, swapped, target, original, options)
+        reconstruction = None
+        if model is not None:
+            with console.status("scoring reconstructions of held-out faces"):
+                reconstruction = reconstruction_scores(model, held_out, max_faces=max_faces, device=device)
+        json_path, html_path = write_report(output_dir, video, reconstruction)
+        _summary(video, reconstruction)
+        console.print(f"wrote {json_path} and {html_path}")
+
+
+def _evaluate_video(source: Path, swapped: Path, target: Path, original: Path | None,
+                    options: EvalOptions) -> EvalResult:
+    with Progress(TextColumn("[bold]eval[/]"), BarColumn(bar_width=None), MofNCompleteColumn(),
+                  TextColumn("frames"), TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("eval", total=None)
+
+        def show(done: int, total: int | None) -> None:
+            bar.update(task, completed=done, total=total)
+
+        return evaluate(source, swapped, target, original, options, progress=show)
+
+
+def _summary(video: EvalResult | None, reconstruction: list[ReconstructionScores] | None) -> None:
+    if video is not None:
+        table = Table(title=f"{video.swapped}: {video.frames_with_face} of {len(video.frames)} frames with a face")
+        for column in ("metric", "mean", "median", "worst 5%"):
+            table.add_column(column)
+        table.add_row("closer to target", f"{video.closer_to_target:.1%}", "", "")
+        table.add_row("flicker ratio (1 = as steady as source)", f"{video.flicker_ratio:.3f}", "", "")
+        for m in METRICS:
+            s = video.summaries[m.key]
+            table.add_row(f"{m.label} ({m.unit})", f"{s.mean:.3f}", f"{s.median:.3f}", f"{s.worst5:.3f}")
+        console.print(table)
+    for scores in reconstruction or []:
+        summary = scores.summaries()
+        console.print(f"{scores.identity}->{scores.identity} on {len(scores.psnr)} held-out faces: "
+                      f"PSNR {scores.pooled_psnr:.2f} dB (worst 5% {summary['psnr'].worst5:.2f}), "
+                      f"SSIM {summary['ssim'].mean:.3f} (worst 5% {summary['ssim'].worst5:.3f})")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's sub-command to the app."""
+    app.command("eval")(eval_command)

@@ -132,7 +132,6 @@ class EvalResult:
     flicker_ratio: float
     strips: list[Strip]
     seconds: float
-    reconstruction: dict | None = None
 
     @property
     def frames_with_face(self) -> int:
