@@ -13,6 +13,7 @@ from rich.table import Table
 from swapface.cli.common import console, user_errors
 from swapface.faces import AlignSpec
 from swapface.faces.align import COVERAGES
+from swapface.faces.dlib_backend import DEFAULT_MIN_SCORE
 from swapface.faceset.extract import ExtractOptions, ExtractStats, extract, reference_embedding
 
 
@@ -29,6 +30,9 @@ def extract_command(
                            "look harder (and slower) for small faces.", min=8)] = 80,
     detector: Annotated[str, typer.Option(help="Face detector: hog (fast) or cnn (dlib MMOD, slower, "
                                                "finds harder faces).")] = "hog",
+    min_score: Annotated[float, typer.Option(
+        help="Smallest detector confidence to accept (lower finds harder faces and more false ones).")
+    ] = DEFAULT_MIN_SCORE,
     reference: Annotated[Path | None, typer.Option(
         help="Keep only this person: an image of them, a folder of images, or a faceset.")] = None,
     max_distance: Annotated[float, typer.Option(
@@ -52,8 +56,8 @@ def extract_command(
             raise typer.BadParameter(f"detector must be hog or cnn, got {detector!r}")
         target = reference_embedding(reference) if reference is not None else None
         options = ExtractOptions(spec=spec, every=every, min_face=min_face, detector=detector,
-                                 reference=target, max_distance=max_distance, min_sharpness=min_sharpness,
-                                 dedupe=dedupe, workers=workers, max_frames=max_frames)
+                                 min_score=min_score, reference=target, max_distance=max_distance,
+                                 min_sharpness=min_sharpness, dedupe=dedupe, workers=workers, max_frames=max_frames)
         with Progress(TextColumn("[bold]extract[/]"), BarColumn(bar_width=None),
                       TextColumn("{task.fields[frames]} frames, {task.fields[kept]} faces kept, "
                                  "{task.fields[rate]:.1f} frames/s"),

@@ -17,6 +17,9 @@ from swapface.faces.backend import DetectedFace
 
 HOG_WINDOW = 80  # dlib's frontal HOG detector finds faces of about 80 px and up
 MAX_FIT_ERROR = 0.06  # landmarks this far from the template are not a face (false detection)
+# Detector margin below which detections are mostly patterns, not faces (e.g. the mission patch on the
+# astronaut's suit scores 0.1-0.35; real faces in our clips and stills score 0.5 and up).
+DEFAULT_MIN_SCORE = 0.5
 
 
 @lru_cache(maxsize=1)
@@ -61,7 +64,8 @@ class DlibBackend:
 
     name = "dlib"
 
-    def __init__(self, detector: str = "hog", min_face: int = 80, min_score: float = 0.0) -> None:
+    def __init__(self, detector: str = "hog", min_face: int = 80,
+                 min_score: float = DEFAULT_MIN_SCORE) -> None:
         if detector not in ("hog", "cnn"):
             raise ValueError(f"detector must be 'hog' or 'cnn', got {detector!r}")
         self.detector = detector

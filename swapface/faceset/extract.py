@@ -24,6 +24,7 @@ import numpy as np
 from swapface.errors import InputError
 from swapface.faces import AlignSpec, FaceBackend, alignment_matrix, crop_face, make_backend
 from swapface.faces.align import transform_points
+from swapface.faces.dlib_backend import DEFAULT_MIN_SCORE
 from swapface.faces.quality import sharpness
 from swapface.faceset.store import FaceRecord, Faceset, is_faceset
 from swapface.media import Frame, open_media, probe
@@ -41,6 +42,7 @@ class ExtractOptions:
     every: int = 1
     min_face: int = 80
     detector: str = "hog"
+    min_score: float = DEFAULT_MIN_SCORE
     reference: np.ndarray | None = None  # mean identity embedding of the wanted person
     max_distance: float = 0.6
     min_sharpness: float = 0.0
@@ -112,7 +114,8 @@ _worker_options: ExtractOptions | None = None
 def _init_worker(options: ExtractOptions) -> None:
     global _worker_backend, _worker_options
     cv2.setNumThreads(1)
-    _worker_backend = make_backend("dlib", detector=options.detector, min_face=options.min_face)
+    _worker_backend = make_backend("dlib", detector=options.detector, min_face=options.min_face,
+                                   min_score=options.min_score)
     _worker_options = options
 
 
@@ -125,7 +128,8 @@ def _analysed(frames: Iterator[Frame], options: ExtractOptions,
               backend: FaceBackend | None) -> Iterator[tuple[Frame, list[Candidate]]]:
     """Analyse frames in order, in a bounded pipeline of worker processes (or in-process)."""
     if options.workers <= 1:
-        backend = backend or make_backend("dlib", detector=options.detector, min_face=options.min_face)
+        backend = backend or make_backend("dlib", detector=options.detector, min_face=options.min_face,
+                                   min_score=options.min_score)
         for frame in frames:
             yield frame, analyse_frame(frame.image, backend, options)
         return
