@@ -215,3 +215,15 @@ def test_bad_input_gives_one_line_error_and_no_output(tmp_path, case):
     result = run_cli("extract", path, "-o", out)
     assert_one_line_error(result, str(path), message)
     assert not out.exists()
+
+
+def test_same_file_name_in_two_folders_gives_two_faces(tmp_path):
+    for folder, still in (("one", "df_jolie_2.jpg"), ("two", "df_jolie_3.jpg")):
+        (tmp_path / folder).mkdir()
+        shutil.copy(STILLS / still, tmp_path / folder / "portrait.jpg")
+    stats = extract([tmp_path / "one", tmp_path / "two"], tmp_path / "fs",
+                    ExtractOptions(spec=AlignSpec(64, "whole"), workers=1))
+    with Faceset.open(tmp_path / "fs") as faceset:
+        names = [r.filename for r in faceset.records()]
+    assert stats.faces_kept == 2 and len(set(names)) == 2
+    assert all(name.startswith("portrait") for name in names)

@@ -59,13 +59,15 @@ def extract_command(
                                  min_score=min_score, reference=target, max_distance=max_distance,
                                  min_sharpness=min_sharpness, dedupe=dedupe, workers=workers, max_frames=max_frames)
         with Progress(TextColumn("[bold]extract[/]"), BarColumn(bar_width=None),
-                      TextColumn("{task.fields[frames]} frames, {task.fields[kept]} faces kept, "
+                      TextColumn("{task.fields[frames]} frames, {task.fields[found]} faces found, "
+                                 "{task.fields[kept]} kept, "
                                  "{task.fields[rate]:.1f} frames/s"),
                       TimeElapsedColumn(), console=console, transient=True) as bar:
-            task = bar.add_task("extract", total=None, frames=0, kept=0, rate=0.0)
+            task = bar.add_task("extract", total=None, frames=0, found=0, kept=0, rate=0.0)
 
             def show(stats: ExtractStats) -> None:
-                bar.update(task, frames=stats.frames_read, kept=stats.faces_kept, rate=stats.rate)
+                bar.update(task, frames=stats.frames_read, found=stats.faces_found, kept=stats.faces_kept,
+                           rate=stats.rate)
 
             stats = extract(inputs, output, options, progress=show)
         _summary(stats, output)

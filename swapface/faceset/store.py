@@ -108,6 +108,7 @@ class Faceset:
         meta = dict(db.execute("SELECT key, value FROM meta"))
         self.spec = AlignSpec(int(meta["size"]), meta["coverage"])
         self.backend = meta.get("backend", "dlib")
+        self._stems: dict[str, str] = {}  # source -> file-name stem, decided once per source
 
     @classmethod
     def open(cls, path: str | Path) -> Faceset:
@@ -205,13 +206,16 @@ class Faceset:
 
     def filename_for(self, source: str, frame: int, face: int) -> str:
         """Stable file name for a face, readable and unique across sources with the same stem."""
-        stem = Path(source).stem
-        owner = self._db.execute(
-            "SELECT source FROM faces WHERE filename LIKE ? ESCAPE '\\' AND source != ? LIMIT 1",
-            (f"{stem}\\_%", source),
-        ).fetchone()
-        if owner is not None:
-            stem += "-" + hashlib.sha1(source.encode()).hexdigest()[:6]
+        stem = self._stems.get(source)
+        if stem is None:
+            stem = Path(source).stem
+            owner = self._db.execute(
+                "SELECT source FROM faces WHERE filename LIKE ? ESCAPE '\\' AND source != ? LIMIT 1",
+                (f"{stem}\\_%", source),
+            ).fetchone()
+            if owner is not None:
+                stem += "-" + hashlib.sha1(source.encode()).hexdigest()[:6]
+            self._stems[source] = stem
         return f"{stem}_{frame:06d}_{face}.png"
 
     def commit_frames(self, source: str, faces: Iterable[tuple[FaceRecord, np.ndarray]],
