@@ -1,7 +1,127 @@
-"""Placeholder until the swap stage lands: registers nothing."""
+"""`swapface swap`: replace a person's face in a video, image or image folder with a trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from swapface.cli.common import console, user_errors
+from swapface.errors import SwapfaceError
+from swapface.faceset.extract import reference_embedding
+from swapface.media import probe
+from swapface.media.writer import CODEC_ALIASES, VideoSettings
+from swapface.swap.blend import BLEND_MODES
+from swapface.swap.color import COLOR_MODES
+from swapface.swap.masks import MASK_MODES
+from swapface.swap.pipeline import SwapOptions, SwapStats, swap_media
+
+STAGES = ("decode", "detect", "identify", "align", "model", "blend", "encode")
+
+
+def _choice(value: str, choices: tuple[str, ...], option: str) -> str:
+    if value not in choices:
+        raise typer.BadParameter(f"{option} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def swap_command(
+    input: Annotated[Path, typer.Argument(help="Video, image or folder of images showing the person to replace.")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="Model directory written by `swapface train`.")],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="Video (.mp4, .mov, .mkv, .webm), image (.png) or folder (no extension: one PNG "
+                               "per frame, for compositing). Written under a temporary name, renamed when done.")],
+    direction: Annotated[str, typer.Option(
+        help="a2b: the input shows identity A, render it as B; b2a: the other way.")] = "a2b",
+    reference: Annotated[Path | None, typer.Option(
+        help="Swap only this person (an image of them, a folder of images, or a faceset); others stay.")] = None,
+    max_distance: Annotated[float, typer.Option(
+        help="Largest identity distance to --reference that still counts as the same person.")] = 0.6,
+    color: Annotated[str, typer.Option(
+        help=f"Colour transfer inside the mask: {', '.join(COLOR_MODES)} (Reinhard in LAB).")] = "reinhard",
+    mask: Annotated[str, typer.Option(
+        help="Blend mask: learned (the model's), hull (from landmarks) or both (their minimum).")] = "both",
+    erode: Annotated[float, typer.Option(
+        help="Shrink the mask by this many pixels of a face 256 px across (scales with the face; "
+             "negative grows it).")] = 4.0,
+    blur: Annotated[float, typer.Option(
+        help="Feather the mask edge over this many pixels of a face 256 px across.", min=0)] = 12.0,
+    blend: Annotated[str, typer.Option(
+        help=f"Blending: {', '.join(BLEND_MODES)} (multi-band pyramid; gradient-domain; alpha).")] = "laplacian",
+    smooth: Annotated[float, typer.Option(
+        help="Temporal smoothing of landmarks (One-Euro filter): 0 off, 1 default, higher steadier.",
+        min=0)] = 1.0,
+    crf: Annotated[int, typer.Option(help="Video quality (lower is better; 18 is visually lossless for H.264).",
+                                     min=0, max=63)] = 18,
+    codec: Annotated[str, typer.Option(
+        help=f"Video codec: {', '.join(CODEC_ALIASES)} or an FFmpeg encoder name.")] = "h264",
+    preset: Annotated[str, typer.Option(help="x264/x265 speed preset (ultrafast ... veryslow).")] = "veryfast",
+    start: Annotated[float, typer.Option(
+        help="Start of the time range, in seconds. Only the range is written: the output is a clip that "
+             "starts at 0 (audio cut to match).", min=0)] = 0.0,
+    end: Annotated[float | None, typer.Option(help="End of the time range in seconds (default: the end).")] = None,
+    patches: Annotated[Path | None, typer.Option(
+        help="Also export, per face and frame, the generated face, its mask and the crop matrix into this "
+             "folder (for re-compositing in other VFX tools).")] = None,
+    detector: Annotated[str, typer.Option(help="Face detector: hog (fast) or cnn (slower, harder faces).")] = "hog",
+    min_face: Annotated[int | None, typer.Option(
+        "--min-face", help="Smallest face in pixels that full-frame detection looks for (default: a tenth of "
+                           "the frame's short side, at least 80). Smaller is slower.", min=8)] = None,
+    detect_every: Annotated[int, typer.Option(
+        help="Full-frame detection every Nth frame; faces are tracked in between (new faces appear within "
+             "N frames).", min=1)] = 5,
+    batch_size: Annotated[int, typer.Option(help="Faces per model call.", min=1)] = 8,
+    device: Annotated[str, typer.Option(help="Torch device for the model: cpu, cuda, cuda:1 ...")] = "cpu",
+    precision: Annotated[str, typer.Option(
+        help="auto (bf16 on GPUs and CPUs that have it), bf16 or fp32.")] = "auto",
+) -> None:
+    """Replace the face in INPUT with the model's other identity; write OUTPUT at the input's resolution,
+    frame rate and timestamps, with its audio, labelled as synthetic in its metadata."""
+    with user_errors():
+        _choice(direction, ("a2b", "b2a"), "--direction")
+        _choice(color, COLOR_MODES, "--color")
+        _choice(mask, MASK_MODES, "--mask")
+        _choice(blend, BLEND_MODES, "--blend")
+        _choice(detector, ("hog", "cnn"), "--detector")
+        _choice(precision, ("auto", "bf16", "fp32"), "--precision")
+        info = probe(input)
+        target = reference_embedding(reference) if reference is not None else None
+        try:
+            options = SwapOptions(
+                direction=direction, reference=target, max_distance=max_distance, color=color, mask=mask,
+                erode=erode, blur=blur, blend=blend, smooth=smooth, detector=detector, min_face=min_face,
+                detect_every=detect_every, batch_size=batch_size, device=device, precision=precision,
+                start=start, end=end, video=VideoSettings(codec=codec, crf=crf, preset=preset), patches=patches)
+        except SwapfaceError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        total = info.frame_count if start == 0 and end is None else None
+        with Progress(TextColumn("[bold]swap[/]"), BarColumn(bar_width=None), MofNCompleteColumn(),
+                      TextColumn("{task.fields[faces]} faces, {task.fields[rate]:.1f} frames/s"),
+                      TimeElapsedColumn(), console=console, transient=True) as bar:
+            task = bar.add_task("swap", total=total, faces=0, rate=0.0)
+
+            def show(stats: SwapStats) -> None:
+                bar.update(task, completed=stats.frames, faces=stats.faces_swapped, rate=stats.rate)
+
+            stats = swap_media(input, model, output, options, progress=show)
+        _summary(stats, output)
+
+
+def _summary(stats: SwapStats, output: Path) -> None:
+    table = Table(title=f"swapped -> {output}", show_header=False)
+    table.add_row("frames written", str(stats.frames))
+    table.add_row("frames with a swapped face", str(stats.frames_swapped))
+    table.add_row("faces swapped", str(stats.faces_swapped))
+    table.add_row("time", f"{stats.seconds:.1f} s ({stats.rate:.2f} frames/s)")
+    for stage in STAGES:
+        if stage in stats.times.seconds and stats.frames:
+            table.add_row(f"  {stage}", f"{stats.times.seconds[stage] / stats.frames * 1000:.1f} ms/frame")
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's sub-command to the app."""
+    app.command("swap")(swap_command)

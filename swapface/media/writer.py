@@ -62,20 +62,28 @@ def output_kind(path: str | Path) -> str:
 
 
 def check_writable(path: str | Path) -> None:
-    """Fail early, with one line, when the output cannot be created (before hours of work)."""
+    """Fail early, with one line, when the output cannot be created (before hours of work).
+
+    Probes by creating the folder and a scratch file in it: permission bits alone do not tell (root,
+    read-only mounts, pseudo file systems).
+    """
     path = Path(path)
-    parent = path.parent if path.parent != Path("") else Path(".")
-    existing = parent
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise InputError(path, f"cannot create output: {existing} is not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(path, f"output folder {existing} is not writable")
     if path.is_dir() and output_kind(path) != "folder":
         raise InputError(path, "output is an existing folder, expected a file name")
     if output_kind(path) == "folder" and path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise InputError(path, "output folder exists and is not empty")
+    parent = path.parent
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(path, f"cannot create output: {existing} is a file, not a folder")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise InputError(path, f"output location is not writable ({exc.strerror or exc.__class__.__name__})") from None
 
 
 def write_png(path: str | Path, image: np.ndarray, compress_level: int = 1) -> None:
@@ -91,13 +99,21 @@ def write_png(path: str | Path, image: np.ndarray, compress_level: int = 1) -> N
 
 # -- video ------------------------------------------------------------------------------------------
 
+CODEC_ALIASES = {"h264": "libx264", "h265": "libx265", "hevc": "libx265", "vp9": "libvpx-vp9", "av1": "libsvtav1"}
+
+
 @dataclass(frozen=True)
 class VideoSettings:
-    """Encoder choice. H.264 CRF 18 is visually lossless for most footage; the preset trades speed."""
+    """Encoder choice. H.264 CRF 18 is visually lossless for most footage; the preset trades speed.
+    `codec` is an alias (h264, h265, vp9, av1) or any FFmpeg encoder name."""
 
-    codec: str = "libx264"
+    codec: str = "h264"
     crf: int = 18
     preset: str = "veryfast"
+
+    @property
+    def encoder(self) -> str:
+        return CODEC_ALIASES.get(self.codec, self.codec)
 
 
 class VideoWriter:
@@ -158,18 +174,20 @@ class VideoWriter:
     def _open_video(self, width: int, height: int) -> None:
         assert self._container is not None
         s = self.settings
+        encoder = s.encoder
         try:
-            stream = self._container.add_stream(s.codec, rate=self._fps)
+            stream = self._container.add_stream(encoder, rate=self._fps)
         except (av.error.FFmpegError, ValueError) as exc:
             raise SwapfaceError(f"codec {s.codec!r} is not available ({exc})") from None
         stream.width, stream.height = width, height
-        even = width % 2 == 0 and height % 2 == 0
-        stream.pix_fmt = "yuv420p" if even or s.codec not in ("libx264", "libx265", "h264", "hevc") else "yuv444p"
+        x26x = encoder in ("libx264", "libx265")
+        # 4:2:0 needs even sides; x264/x265 can keep odd-sized frames in 4:4:4 instead of cropping them.
+        stream.pix_fmt = "yuv444p" if x26x and (width % 2 or height % 2) else "yuv420p"
         stream.codec_context.time_base = self._time_base
         stream.time_base = self._time_base
-        if s.codec in ("libx264", "libx265", "h264", "hevc"):
+        if x26x:
             stream.options = {"crf": str(s.crf), "preset": s.preset}
-        elif s.codec in ("libvpx-vp9", "libsvtav1", "libaom-av1"):
+        elif encoder in ("libvpx-vp9", "libsvtav1", "libaom-av1"):
             stream.options = {"crf": str(s.crf), "b": "0"}
         self._video = stream
         if self.audio:
