@@ -219,18 +219,22 @@ class SeamScore:
     """Discontinuity the compositing added along the face-mask boundary (0 = none; lower is better).
 
     colour: local step in colour across the boundary (0-255 levels, RGB Euclidean);
-    gradient: mean gradient magnitude in the boundary band (levels per pixel).
+    gradient: sharpness of that step, the steepest gradient across the band (levels per pixel).
     """
 
     colour: float
     gradient: float
 
 
+def _disc(radius: int) -> np.ndarray:
+    size = 2 * max(1, radius) + 1
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+
+
 def boundary_band(mask: np.ndarray, half_width: int) -> np.ndarray:
     """Boolean band of +-half_width px around the edge of a (soft) mask: dilate minus erode."""
     binary = (np.asarray(mask) > 0.5).astype(np.uint8)
-    size = 2 * max(1, half_width) + 1
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    kernel = _disc(half_width)
     return cv2.dilate(binary, kernel) > cv2.erode(binary, kernel)
 
 
@@ -242,40 +246,39 @@ def _gradient_magnitude(image: np.ndarray) -> np.ndarray:
     return np.sqrt(squared.sum(-1) if squared.ndim == 3 else squared)
 
 
+def _local_mean(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-weighted mean of `values` over the pixels where `weights` (H, W) is set (normalised
+    convolution): the local colour of one side of a boundary, unmixed with the other side."""
+    total = np.maximum(cv2.GaussianBlur(weights, (0, 0), sigma), 1e-6)
+    if values.ndim == 3:
+        return cv2.GaussianBlur(values * weights[..., None], (0, 0), sigma) / total[..., None]
+    return cv2.GaussianBlur(values * weights, (0, 0), sigma) / total
+
+
 def seam_score(swapped: np.ndarray, source: np.ndarray, mask: np.ndarray, half_width: int) -> SeamScore:
     """Colour and gradient discontinuity along the boundary of `mask`, relative to the source frame.
 
     Both are measured on the difference image (swapped - source): edges that were already in the
     source (jaw line, hair) cancel, and only what the compositing added remains, so the score is 0
-    when nothing changed and stays low for a swap that blends smoothly into its surroundings.
-    The colour step compares the local mean of the difference just inside and just outside the
-    boundary (normalised convolution over a Gaussian of `half_width`), at every boundary pixel.
+    when nothing changed. At every boundary pixel, the colour step compares the local mean of the
+    difference just inside and just outside the boundary (normalised convolution over a Gaussian of
+    `half_width`), and the gradient is the steepest change within `half_width`: a hard edge and a
+    soft blend can change the colour by the same amount, but only the hard edge is steep, and only
+    it is seen as a seam.
     """
     _check_pair(swapped, source)
     scale = 255.0 if swapped.dtype != np.uint8 else 1.0
     delta = (swapped.astype(np.float32) - source.astype(np.float32)) * scale
     inside = (np.asarray(mask) > 0.5).astype(np.float32)
-    band = boundary_band(mask, half_width)
-    if not band.any():
+    edge = boundary_band(mask, 1)
+    if not edge.any():
         return SeamScore(0.0, 0.0)
-    gradient = float(_gradient_magnitude(delta)[band].mean())
+    # Light smoothing keeps codec noise and single-pixel texture from counting as edges.
+    steepness = _gradient_magnitude(cv2.GaussianBlur(delta, (0, 0), 1.0))
+    gradient = float(cv2.dilate(steepness, _disc(half_width))[edge].mean())
 
     sigma = max(1.0, half_width / 2.0)
-
-    def blur(image: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(image, (0, 0), sigma)
-
-    outside = 1.0 - inside
-    weight_in, weight_out = blur(inside), blur(outside)
-    if delta.ndim == 3:
-        weight_in, weight_out, inside_c, outside_c = (weight_in[..., None], weight_out[..., None],
-                                                      inside[..., None], outside[..., None])
-    else:
-        inside_c, outside_c = inside, outside
-    mean_in = blur(delta * inside_c) / np.maximum(weight_in, 1e-6)
-    mean_out = blur(delta * outside_c) / np.maximum(weight_out, 1e-6)
-    edge = boundary_band(mask, 1)
-    step = mean_in - mean_out
+    step = _local_mean(delta, inside, sigma) - _local_mean(delta, 1.0 - inside, sigma)
     step = np.sqrt((step**2).sum(-1)) if step.ndim == 3 else np.abs(step)
     return SeamScore(float(step[edge].mean()), gradient)
 
