@@ -1,0 +1,1 @@
+"""Training: data, augmentation, losses, checkpoints and the loop (see loop.train)."""

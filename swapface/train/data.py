@@ -1,0 +1,116 @@
+"""Training data: a faceset's crops, hull masks and loss weights at the model's resolution, held in
+memory as uint8 tensors (on the training device), and a resumable per-rank shuffling sampler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from swapface.errors import InputError
+from swapface.faces.masks import feature_weights, hull_mask
+from swapface.faceset import Faceset
+
+WEIGHT_SCALE = 64  # feature weights (1..~3) are stored as uint8 of weight * 64
+
+
+@dataclass
+class FaceTensors:
+    """N faces of one identity: images (N,3,R,R), masks (N,1,R,R), weights (N,1,R,R), all uint8."""
+
+    images: torch.Tensor
+    masks: torch.Tensor
+    weights: torch.Tensor
+    coverage: str
+    path: Path
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def to(self, device: torch.device) -> FaceTensors:
+        return FaceTensors(self.images.to(device), self.masks.to(device), self.weights.to(device), self.coverage,
+                           self.path)
+
+    def select(self, index: torch.Tensor) -> FaceTensors:
+        return FaceTensors(self.images[index], self.masks[index], self.weights[index], self.coverage, self.path)
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Float (images, masks, weights) for the faces `index`; images and masks in [0, 1]."""
+        index = index.to(self.images.device)
+        return (self.images[index].float() / 255, self.masks[index].float() / 255,
+                self.weights[index].float() / WEIGHT_SCALE)
+
+
+def load_faces(path: str | Path, resolution: int) -> FaceTensors:
+    """Read every face of a faceset, resized to `resolution`, with its hull mask and feature weights."""
+    faceset = Faceset.open(path)
+    try:
+        records = faceset.records()
+        if not records:
+            raise InputError(path, "faceset holds no faces")
+        scale = resolution / faceset.spec.size
+        images, masks, weights = [], [], []
+        for record in records:
+            crop = faceset.load_image(record)
+            if crop.shape[0] != resolution:
+                interp = cv2.INTER_AREA if crop.shape[0] > resolution else cv2.INTER_CUBIC
+                crop = cv2.resize(crop, (resolution, resolution), interpolation=interp)
+            points = record.crop_landmarks * scale
+            images.append(crop.transpose(2, 0, 1))
+            masks.append(np.round(hull_mask(points, (resolution, resolution)) * 255).astype(np.uint8))
+            weights.append(np.clip(np.round(feature_weights(points, (resolution, resolution)) * WEIGHT_SCALE),
+                                   0, 255).astype(np.uint8))
+        return FaceTensors(torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(masks))[:, None],
+                           torch.from_numpy(np.stack(weights))[:, None], faceset.spec.coverage, Path(path))
+    finally:
+        faceset.close()
+
+
+def split_holdout(faces: FaceTensors, fraction: float) -> tuple[FaceTensors, FaceTensors | None]:
+    """Training faces and a held-out tail (the last `fraction` of the faceset, in source/frame order,
+    so held-out frames are later in the video than the training ones)."""
+    held = int(len(faces) * fraction)
+    if held == 0:
+        return faces, None
+    cut = len(faces) - held
+    return faces.select(torch.arange(cut)), faces.select(torch.arange(cut, len(faces)))
+
+
+class ShardSampler:
+    """Shuffled epochs over this rank's shard (every world_size-th face), from a seeded generator.
+
+    Its state (generator, current permutation, position) goes into checkpoints, so a resumed run
+    draws exactly the batches the uninterrupted one would have.
+    """
+
+    def __init__(self, size: int, rank: int, world_size: int, seed: int) -> None:
+        self.shard = torch.arange(rank, size, world_size)
+        if len(self.shard) == 0:
+            raise ValueError(f"rank {rank} has no faces: {size} faces for {world_size} ranks")
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = self.shard[torch.randperm(len(self.shard), generator=self.generator)]
+        self.position = 0
+
+    def next(self, batch_size: int) -> torch.Tensor:
+        picked = []
+        while batch_size > 0:
+            if self.position == len(self.order):
+                self.order = self.shard[torch.randperm(len(self.shard), generator=self.generator)]
+                self.position = 0
+            take = min(batch_size, len(self.order) - self.position)
+            picked.append(self.order[self.position:self.position + take])
+            self.position += take
+            batch_size -= take
+        return torch.cat(picked)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"generator": self.generator.get_state(), "order": self.order.clone(),
+                "position": torch.tensor([self.position])}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self.generator.set_state(state["generator"])
+        self.order = state["order"].clone()
+        self.position = int(state["position"][0])

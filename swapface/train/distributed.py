@@ -1,0 +1,71 @@
+"""torchrun integration: the same command runs single-process or DistributedDataParallel.
+
+torchrun sets RANK / WORLD_SIZE / LOCAL_RANK (and the rendezvous variables, also across nodes);
+GPUs use NCCL, CPUs gloo. Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(device: str | None) -> Distributed:
+    """Join the process group when started by torchrun and pick this process's device."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    chosen = torch.device(name)
+    if chosen.type == "cuda" and chosen.index is None:
+        chosen = torch.device("cuda", local_rank)
+    if chosen.type == "cuda":
+        torch.cuda.set_device(chosen)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
+    return Distributed(rank, world_size, local_rank, chosen)
+
+
+def teardown(info: Distributed) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def mean_across_ranks(values: torch.Tensor, info: Distributed) -> torch.Tensor:
+    if info.enabled:
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+        values = values / info.world_size
+    return values
+
+
+def gather_objects(obj: object, info: Distributed) -> list:
+    """Per-rank small objects (RNG states) to every rank, in rank order (in-memory, never from files)."""
+    if not info.enabled:
+        return [obj]
+    out: list = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier(info: Distributed) -> None:
+    if info.enabled:
+        dist.barrier()

@@ -1,0 +1,483 @@
+"""The training loop: `train(faceset_a, faceset_b, model_dir, options)`.
+
+Read top to bottom like nanoGPT's train.py: set up (distributed, data, model, optimizer, resume),
+then step; every `log_every` steps the ranks agree on losses, finiteness and stop requests, and
+checkpoints, previews and logs happen only at those sync points (so the GPU is not stalled each
+step, and a resumed run lines up with the uninterrupted one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from swapface.atomic import atomic_write_text
+from swapface.errors import InputError, SwapfaceError
+from swapface.faceset import Faceset
+from swapface.media.images import write_rgb
+from swapface.model import SwapAutoencoder, preset
+from swapface.model.discriminator import PatchDiscriminator
+from swapface.modeldir import WEIGHTS_FILE, load_weights, read_config, save_weights, write_config
+from swapface.train import distributed
+from swapface.train.augment import AugmentOptions, augment
+from swapface.train.checkpoint import (
+    CHECKPOINT_FILE,
+    SNAPSHOT_DIR,
+    flatten,
+    load_checkpoint,
+    load_optimizer,
+    optimizer_tensors,
+    save_checkpoint,
+    unflatten,
+)
+from swapface.train.data import FaceTensors, ShardSampler, load_faces, split_holdout
+from swapface.train.losses import (
+    discriminator_gan_loss,
+    generator_gan_loss,
+    kl_divergence,
+    reconstruction_losses,
+)
+from swapface.train.preview import preview_grid
+
+METRICS_FILE = "metrics.jsonl"
+PREVIEW_DIR = "previews"
+FREEZABLE = ("encoder",)
+PREVIEW_FACES = 4
+MIN_LR_SCALE = 1 / 1024
+
+
+@dataclass
+class TrainOptions:
+    preset: str = "128"
+    resolution: int | None = None  # None: the preset's
+    batch_size: int = 16  # faces per identity per rank
+    steps: int | None = None  # total steps; None: until interrupted
+    lr: float = 2e-4
+    ssim_weight: float = 1.0
+    mask_weight: float = 1.0
+    kl_weight: float = 1e-3
+    gan_weight: float = 0.0
+    save_every: int = 500
+    snapshot_every: int = 5000  # keep a copy of the weights every N steps (0: never)
+    preview_every: int = 500
+    log_every: int = 10
+    eval_every: int = 0
+    holdout: float = 0.0  # fraction of each faceset (its last frames) kept out of training for eval
+    init_from: Path | None = None
+    freeze: tuple[str, ...] = ()
+    device: str | None = None  # None: cuda if available, else cpu
+    precision: str | None = None  # fp32 | bf16; None: bf16 on GPU, fp32 on CPU
+    compile: bool = False
+    seed: int = 0
+    augment: AugmentOptions = field(default_factory=AugmentOptions)
+
+
+@dataclass
+class Progress:
+    """What the loop reports at each sync point."""
+
+    step: int
+    total: int | None
+    metrics: dict[str, float]
+
+
+@dataclass
+class TrainResult:
+    step: int
+    interrupted: bool
+    metrics: dict[str, float]
+
+
+def _check_options(options: TrainOptions) -> None:
+    if options.precision not in (None, "fp32", "bf16"):
+        raise SwapfaceError(f"precision must be fp32 or bf16, got {options.precision!r}")
+    unknown = set(options.freeze) - set(FREEZABLE)
+    if unknown:
+        raise SwapfaceError(f"can only freeze {', '.join(FREEZABLE)}, not {', '.join(sorted(unknown))}")
+    for name in ("batch_size", "save_every", "preview_every", "log_every"):
+        if getattr(options, name) < 1:
+            raise SwapfaceError(f"{name.replace('_', '-')} must be at least 1")
+    if not 0 <= options.holdout < 0.5:
+        raise SwapfaceError("holdout must be in [0, 0.5)")
+
+
+def faceset_coverage(path_a: Path, path_b: Path) -> str:
+    """The crop coverage shared by both facesets; different coverages cannot train one model."""
+    coverages = []
+    for path in (path_a, path_b):
+        faceset = Faceset.open(path)
+        coverages.append(faceset.spec.coverage)
+        faceset.close()
+    if coverages[0] != coverages[1]:
+        raise InputError(path_b, f"crops have coverage '{coverages[1]}' but {path_a} has '{coverages[0]}'; "
+                                 "extract both with the same --coverage")
+    return coverages[0]
+
+
+@contextlib.contextmanager
+def stop_requests() -> Iterator[threading.Event]:
+    """Ctrl-C / SIGTERM set an event (checked at sync points) instead of killing the process."""
+    event = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: event.set())
+    try:
+        yield event
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class Trainer:
+    """State of one training run; `run()` is the loop."""
+
+    def __init__(self, faceset_a: Path, faceset_b: Path, model_dir: Path, options: TrainOptions,
+                 dist: distributed.Distributed, message: Callable[[str], None]) -> None:
+        self.options, self.dist, self.model_dir = options, dist, Path(model_dir)
+        self.faceset_paths = (Path(faceset_a), Path(faceset_b))
+        self.message = message if dist.is_main else (lambda _text: None)
+        device = self.device = dist.device
+
+        # -- model config: from the model dir when resuming, else the preset + the facesets' coverage
+        coverage = faceset_coverage(*self.faceset_paths)
+        self.resuming = (self.model_dir / CHECKPOINT_FILE).is_file()
+        if self.resuming:
+            config = read_config(self.model_dir)
+            if options.resolution not in (None, config.resolution):
+                raise InputError(self.model_dir, f"holds a {config.resolution} px model; cannot resume it at "
+                                                 f"{options.resolution} px")
+        else:
+            config = preset(options.preset, options.resolution, coverage)
+        if config.coverage != coverage:
+            raise InputError(self.model_dir, f"model was trained on '{config.coverage}' crops, the facesets "
+                                             f"hold '{coverage}' crops")
+        self.config = config
+
+        # -- data: uint8 tensors on the training device; every rank samples its own shard
+        self.faces: dict[str, FaceTensors] = {}
+        self.heldout: dict[str, FaceTensors | None] = {}
+        self.samplers: dict[str, ShardSampler] = {}
+        for offset, (name, path) in enumerate(zip("ab", self.faceset_paths, strict=True)):
+            train_faces, held = split_holdout(load_faces(path, config.resolution), options.holdout)
+            if len(train_faces) < dist.world_size:
+                raise InputError(path, f"only {len(train_faces)} training faces for {dist.world_size} ranks")
+            self.faces[name], self.heldout[name] = train_faces.to(device), held
+            self.samplers[name] = ShardSampler(len(train_faces), dist.rank, dist.world_size,
+                                               seed=options.seed * 1000 + offset * 100 + dist.rank)
+        torch.manual_seed(options.seed * 1000 + 7 + dist.rank)
+        self.augment_generator = torch.Generator(device).manual_seed(options.seed * 1000 + 13 + dist.rank)
+
+        # -- model, optimizer, optional discriminator
+        self.model = SwapAutoencoder(config).to(device)
+        if options.init_from is not None and not self.resuming:
+            self._init_from(Path(options.init_from))
+        if "encoder" in options.freeze:
+            self.model.encoder.requires_grad_(False)
+        if device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trainable, lr=options.lr, betas=(0.9, 0.99), weight_decay=0.0)
+        self.discriminator = self.disc_optimizer = None
+        if options.gan_weight > 0:
+            self.discriminator = PatchDiscriminator().to(device)
+            self.disc_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=options.lr,
+                                                    betas=(0.5, 0.99), weight_decay=0.0)
+        self.precision = options.precision or ("bf16" if device.type == "cuda" else "fp32")
+        self.step, self.lr_scale = 0, 1.0
+
+        # -- fixed preview faces (evenly spaced through each faceset)
+        self.preview_faces = {
+            name: faces.batch(torch.linspace(0, len(faces) - 1, min(PREVIEW_FACES, len(faces))).long())[0]
+            for name, faces in self.faces.items()}
+
+        if self.resuming:
+            self._load(self.model_dir / CHECKPOINT_FILE)
+            self._trim_metrics()
+            self.message(f"resumed {self.model_dir} at step {self.step}")
+        else:
+            if dist.is_main:
+                self.model_dir.mkdir(parents=True, exist_ok=True)
+            self._save()  # step 0: the model dir is valid from the start, and rollback has a target
+
+        self.ddp = self.model
+        if dist.enabled:
+            self.ddp = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda"
+                                               else None)
+        self.forward = torch.compile(self.ddp) if options.compile else self.ddp
+        self.tensorboard = self._tensorboard()
+
+    # ------------------------------------------------------------------------------------------------
+    def autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    def batch(self, name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """An augmented batch: (warped input, target, target mask, target weights)."""
+        images, masks, weights = self.faces[name].batch(self.samplers[name].next(self.options.batch_size))
+        out = augment(images, masks, weights, self.options.augment, self.augment_generator)
+        if self.device.type == "cuda":
+            out = tuple(t.contiguous(memory_format=torch.channels_last) for t in out)
+        return out
+
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One optimizer step on a batch of each identity; returns the loss terms (device tensors)."""
+        o = self.options
+        input_a, target_a, mask_a, weight_a = self.batch("a")
+        input_b, target_b, mask_b, weight_b = self.batch("b")
+        with self.autocast():
+            out = self.forward(input_a, input_b)
+        rec_a = reconstruction_losses(out.rgb_a, out.mask_a, target_a, mask_a, weight_a)
+        rec_b = reconstruction_losses(out.rgb_b, out.mask_b, target_b, mask_b, weight_b)
+        terms = {key: (rec_a[key] + rec_b[key]) / 2 for key in rec_a}
+        terms["kl"] = kl_divergence(out.mu, out.logvar)
+        loss = terms["l1"] + o.ssim_weight * terms["ssim"] + o.mask_weight * terms["mask"] + o.kl_weight * terms["kl"]
+        fakes = torch.cat([out.rgb_a, out.rgb_b])
+        if self.discriminator is not None:
+            self.discriminator.requires_grad_(False)
+            with self.autocast():
+                terms["gan_g"] = generator_gan_loss(self.discriminator(fakes))
+            self.discriminator.requires_grad_(True)
+            loss = loss + o.gan_weight * terms["gan_g"]
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self.discriminator is not None:
+            with self.autocast():
+                real = self.discriminator(torch.cat([target_a, target_b]))
+                fake = self.discriminator(fakes.detach())
+            terms["gan_d"] = discriminator_gan_loss(real, fake)
+            self.disc_optimizer.zero_grad(set_to_none=True)
+            terms["gan_d"].backward()
+            if self.dist.enabled:
+                for p in self.discriminator.parameters():
+                    torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.AVG)
+            self.disc_optimizer.step()
+        terms["loss"] = loss
+        return {key: value.detach() for key, value in terms.items()}
+
+    def run(self, stop: threading.Event, progress: Callable[[Progress], None] | None = None) -> TrainResult:
+        o, dist = self.options, self.dist
+        self.message(f"training {self.config.resolution} px model on {self.device} ({self.precision}), "
+                     f"{len(self.faces['a'])} + {len(self.faces['b'])} faces; effective batch = "
+                     f"{o.batch_size} per identity per rank x {dist.world_size} rank(s) = "
+                     f"{o.batch_size * dist.world_size} per identity")
+        self.model.train()
+        window: dict[str, torch.Tensor] = {}
+        window_steps, window_start = 0, time.perf_counter()
+        metrics: dict[str, float] = {}
+        while o.steps is None or self.step < o.steps:
+            terms = self.train_step()
+            self.step += 1
+            for key, value in terms.items():
+                window[key] = window.get(key, 0) + value
+            window_steps += 1
+            if not self._is_sync_step():
+                continue
+            # -- sync point: agree on mean losses, finiteness and stop requests across ranks
+            keys = sorted(window)
+            values = torch.stack([window[k] / window_steps for k in keys] + [
+                torch.tensor(float(stop.is_set()), device=self.device)])
+            values = distributed.mean_across_ranks(values.float(), dist).tolist()
+            stop_requested = values.pop() > 0
+            elapsed = time.perf_counter() - window_start
+            metrics = dict(zip(keys, values, strict=True))
+            metrics.update(lr=o.lr * self.lr_scale,
+                           img_per_s=2 * o.batch_size * dist.world_size * window_steps / max(elapsed, 1e-9))
+            window, window_steps = {}, 0
+            if not all(math.isfinite(v) for v in values):
+                self._roll_back(metrics)
+                window_start = time.perf_counter()
+                continue
+            self._log(metrics)
+            if progress is not None and dist.is_main:
+                progress(Progress(self.step, o.steps, metrics))
+            done = stop_requested or (o.steps is not None and self.step >= o.steps)
+            if done or self.step % o.save_every == 0:
+                self._save()
+            if dist.is_main and (self.step % o.preview_every == 0 or done):
+                self._preview()
+            if stop_requested:
+                self.message(f"stopped at step {self.step}; checkpoint saved in {self.model_dir}")
+                return TrainResult(self.step, True, metrics)
+            window_start = time.perf_counter()
+        return TrainResult(self.step, False, metrics)
+
+    def _is_sync_step(self) -> bool:
+        o = self.options
+        return (self.step % o.log_every == 0 or self.step % o.save_every == 0 or self.step % o.preview_every == 0
+                or (o.steps is not None and self.step >= o.steps))
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def _rng_state(self) -> dict[str, torch.Tensor]:
+        """This rank's random state: global CPU (and CUDA) RNG, augmentation generator, samplers."""
+        state = {"torch": torch.get_rng_state(), "augment": self.augment_generator.get_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        for name, sampler in self.samplers.items():
+            state.update(flatten(f"sampler_{name}", sampler.state_dict()))
+        return state
+
+    def _set_rng_state(self, state: dict[str, torch.Tensor]) -> None:
+        torch.set_rng_state(state["torch"])
+        self.augment_generator.set_state(state["augment"])
+        if "cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda"], self.device)
+        for name, sampler in self.samplers.items():
+            sampler.load_state_dict(unflatten(f"sampler_{name}", state))
+
+    def _save(self) -> None:
+        """Write checkpoint.safetensors (everything), then model.safetensors and config.json for swap."""
+        ranks = distributed.gather_objects(self._rng_state(), self.dist)
+        if self.dist.is_main:
+            tensors = flatten("model", self.model.state_dict())
+            optim, groups = optimizer_tensors(self.optimizer)
+            tensors.update(flatten("optim", optim))
+            state = {"step": self.step, "lr_scale": self.lr_scale, "world_size": self.dist.world_size,
+                     "optim_groups": groups, "model": self.config.to_dict()}
+            if self.discriminator is not None:
+                tensors.update(flatten("disc", self.discriminator.state_dict()))
+                disc_optim, disc_groups = optimizer_tensors(self.disc_optimizer)
+                tensors.update(flatten("disc_optim", disc_optim))
+                state["disc_optim_groups"] = disc_groups
+            for rank, rng in enumerate(ranks):
+                tensors.update(flatten(f"rng{rank}", rng))
+            save_checkpoint(self.model_dir / CHECKPOINT_FILE, tensors, state)
+            save_weights(self.model_dir, self.model)
+            write_config(self.model_dir, self.config, self._training_record())
+            every = self.options.snapshot_every
+            if every and self.step and self.step % every == 0:
+                save_weights(self.model_dir / SNAPSHOT_DIR / f"step-{self.step:08d}", self.model)
+        distributed.barrier(self.dist)
+
+    def _load(self, path: Path) -> None:
+        tensors, state = load_checkpoint(path, "cpu")
+        load_weights(self.model, path, unflatten("model", tensors))
+        try:
+            load_optimizer(self.optimizer, unflatten("optim", tensors), state["optim_groups"])
+            if self.discriminator is not None:
+                if "disc_optim_groups" not in state:
+                    raise ValueError("checkpoint has no discriminator")
+                self.discriminator.load_state_dict(unflatten("disc", tensors))
+                load_optimizer(self.disc_optimizer, unflatten("disc_optim", tensors), state["disc_optim_groups"])
+        except (ValueError, KeyError, RuntimeError) as exc:
+            raise InputError(path, f"cannot resume with these options ({exc}); use the --freeze and "
+                                   "--gan-weight of the original run") from None
+        self._optimizer_to_device()
+        self.step, self.lr_scale = int(state["step"]), float(state["lr_scale"])
+        self._apply_lr()
+        if state["world_size"] == self.dist.world_size:
+            self._set_rng_state(unflatten(f"rng{self.dist.rank}", tensors))
+        else:
+            self.message(f"checkpoint was made with {state['world_size']} rank(s), now {self.dist.world_size}: "
+                         "data order and random state start afresh from the seed")
+
+    def _optimizer_to_device(self) -> None:
+        for optimizer in (self.optimizer, self.disc_optimizer):
+            if optimizer is None:
+                continue
+            for entry in optimizer.state.values():
+                for key, value in entry.items():
+                    if torch.is_tensor(value) and key != "step":
+                        entry[key] = value.to(self.device)
+
+    def _apply_lr(self) -> None:
+        for optimizer in (self.optimizer, self.disc_optimizer):
+            if optimizer is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = self.options.lr * self.lr_scale
+
+    def _roll_back(self, metrics: dict[str, float]) -> None:
+        """Non-finite loss: reload the last good checkpoint and continue at half the learning rate."""
+        lr_scale = self.lr_scale / 2
+        if lr_scale < MIN_LR_SCALE:
+            raise SwapfaceError(f"loss keeps going non-finite (now at step {self.step}) even at "
+                                f"{self.options.lr * self.lr_scale:.2e} learning rate; giving up")
+        bad_step = self.step
+        self._load(self.model_dir / CHECKPOINT_FILE)
+        self.lr_scale = lr_scale
+        self._apply_lr()
+        self.message(f"non-finite loss at step {bad_step}: rolled back to step {self.step}, "
+                     f"learning rate lowered to {self.options.lr * lr_scale:.2e}")
+        self._log({**metrics, "event": "rollback", "bad_step": bad_step, "lr": self.options.lr * lr_scale})
+
+    def _init_from(self, source: Path) -> None:
+        donor = read_config(source)
+        mine = self.config.replace(coverage=donor.coverage)
+        if donor != mine:
+            raise InputError(source, "--init-from model has a different architecture (resolution, widths or "
+                                     "latent); use one trained with the same preset and resolution")
+        load_weights(self.model, source / WEIGHTS_FILE)
+        self.message(f"initialised weights from {source}")
+
+    def _training_record(self) -> dict:
+        o = self.options
+        return {"faceset_a": str(self.faceset_paths[0]), "faceset_b": str(self.faceset_paths[1]),
+                "step": self.step, "batch_size": o.batch_size, "world_size": self.dist.world_size, "lr": o.lr,
+                "kl_weight": o.kl_weight, "gan_weight": o.gan_weight, "precision": self.precision,
+                "augment": asdict(o.augment)}
+
+    # -- logs and previews (rank 0) ---------------------------------------------------------------
+    def _log(self, metrics: dict) -> None:
+        if not self.dist.is_main:
+            return
+        record = {"step": self.step, "time": round(time.time(), 3), **metrics}
+        with open(self.model_dir / METRICS_FILE, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            for key, value in metrics.items():
+                if isinstance(value, float):
+                    self.tensorboard.add_scalar(key, value, self.step)
+
+    def _trim_metrics(self) -> None:
+        """On resume drop log lines past the checkpoint (and a line cut by a crash)."""
+        path = self.model_dir / METRICS_FILE
+        if not self.dist.is_main or not path.is_file():
+            return
+        kept = []
+        for line in path.read_text("utf-8").splitlines():
+            try:
+                if json.loads(line)["step"] <= self.step:
+                    kept.append(line)
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+        atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+    def _preview(self) -> None:
+        grid = preview_grid(self.model, self.preview_faces["a"], self.preview_faces["b"], self.autocast())
+        write_rgb(self.model_dir / PREVIEW_DIR / f"step-{self.step:08d}.png", grid)
+
+    def _tensorboard(self):
+        if not self.dist.is_main:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return None
+        return SummaryWriter(str(self.model_dir / "tensorboard"))
+
+
+def train(faceset_a: str | Path, faceset_b: str | Path, model_dir: str | Path, options: TrainOptions,
+          progress: Callable[[Progress], None] | None = None,
+          message: Callable[[str], None] = print) -> TrainResult:
+    """Train (or resume) the model in `model_dir` on two facesets; single process or under torchrun."""
+    _check_options(options)
+    dist = distributed.setup(options.device)
+    try:
+        with stop_requests() as stop:
+            trainer = Trainer(Path(faceset_a), Path(faceset_b), Path(model_dir), options, dist, message)
+            return trainer.run(stop, progress)
+    finally:
+        distributed.teardown(dist)
+
