@@ -1,0 +1,255 @@
+"""`swapface eval` end to end on real clips: a perfect "swap" scores perfectly, a swap to the right person
+scores closer to them, jitter raises the flicker ratio, a pasted patch raises the seam score, the HTML
+report renders offline, and bad inputs give one-line errors."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from swapface.errors import InputError
+from swapface.eval.evaluate import EvalOptions, evaluate, lockstep
+from swapface.eval.report import write_report
+from swapface.faces import make_backend
+from swapface.faces.masks import face_outline
+from swapface.media import open_media
+from swapface.media.images import read_rgb, write_rgb
+
+from .conftest import STILLS, VIDEOS
+
+CLIP = VIDEOS / "lp_d18.mp4"  # a young man: the same person as stills/lp_d19.jpg
+SAME_PERSON = STILLS / "lp_d19.jpg"
+OTHER_PERSON = STILLS / "df_dicaprio_1.jpg"
+FRAMES = 30
+SHORT = EvalOptions(max_frames=FRAMES)
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: int = 30) -> Path:
+    """Lossless H.264 (4:4:4, qp 0): the copy differs from the source only where the test changed it."""
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps, options={"qp": "0", "preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv444p"
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip_frames() -> list[np.ndarray]:
+    return [frame.image for frame in itertools.islice(open_media(CLIP), FRAMES)]
+
+
+@pytest.fixture(scope="module")
+def face_box(clip_frames) -> tuple[int, int, int, int]:
+    """Square around the face hull (forehead included) in the first frame: x0, y0, side, side."""
+    face = max(make_backend("dlib").detect(clip_frames[0]), key=lambda f: f.size)
+    outline = face_outline(face.landmarks)
+    (x0, y0), (x1, y1) = outline.min(0), outline.max(0)
+    side = int(max(x1 - x0, y1 - y0))
+    return int((x0 + x1 - side) / 2), int((y0 + y1 - side) / 2), side, side
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("eval_videos")
+
+
+@pytest.fixture(scope="module")
+def self_eval():
+    """The clip evaluated against itself, with its own person as target and someone else as original."""
+    return evaluate(CLIP, CLIP, SAME_PERSON, OTHER_PERSON, SHORT)
+
+
+@pytest.fixture(scope="module")
+def control_eval(videos, clip_frames):
+    """A lossless re-encoding of the clip: the baseline that jitter and patches are compared with."""
+    return evaluate(CLIP, write_video(videos / "control.mp4", clip_frames), SAME_PERSON, OTHER_PERSON, SHORT)
+
+
+@pytest.fixture(scope="module")
+def patch_eval(videos, clip_frames, face_box):
+    """A crude swap: a recoloured square pasted over the face with hard edges."""
+    x, y, w, h = face_box
+    pasted = []
+    for image in clip_frames:
+        image = image.copy()
+        image[y:y + h, x:x + w] = np.clip(image[y:y + h, x:x + w].astype(np.int16) + (30, 10, -20), 0, 255)
+        pasted.append(image)
+    return evaluate(CLIP, write_video(videos / "patch.mp4", pasted), SAME_PERSON, OTHER_PERSON, SHORT)
+
+
+def test_video_against_itself_scores_perfectly(self_eval):
+    result = self_eval
+    assert len(result.frames) == FRAMES and result.frames_with_face == FRAMES
+    assert result.flicker_ratio == pytest.approx(1.0, abs=1e-9)
+    assert result.summaries["change_source"].mean > 0.3  # the clip does move: the ratio is not 0/0
+    for key in ("nme", "yaw_diff", "pitch_diff", "roll_diff", "flicker_excess", "seam_colour", "seam_gradient"):
+        assert result.summaries[key].worst5 == 0.0, key
+
+
+def test_same_person_as_target_scores_closer_to_target(self_eval):
+    assert self_eval.closer_to_target >= 0.9
+    assert self_eval.summaries["d_target"].mean < 0.6 < self_eval.summaries["d_original"].mean
+
+
+def test_dicaprio_clip_is_closer_to_dicaprio_photos(tmp_path):
+    target = tmp_path / "dicaprio"
+    target.mkdir()
+    for name in ("df_dicaprio_1.jpg", "df_dicaprio_2.jpg"):
+        shutil.copy(STILLS / name, target / name)
+    clip = VIDEOS / "fom_10.mp4"
+    result = evaluate(clip, clip, target, SAME_PERSON, EvalOptions(max_frames=20))
+    assert result.frames_with_face >= 18
+    assert result.closer_to_target >= 0.9
+
+
+def test_other_person_as_target_is_not_closer():
+    # No --original: the original identity is the source frames' own faces.
+    result = evaluate(CLIP, CLIP, OTHER_PERSON, None, EvalOptions(max_frames=20))
+    assert result.original is None
+    assert result.closer_to_target <= 0.1
+    assert result.summaries["d_target"].median > 0.6 > result.summaries["d_original"].median
+
+
+def test_jittered_face_raises_flicker_ratio(videos, clip_frames, face_box, control_eval):
+    x, y, w, h = face_box
+    region = np.zeros(clip_frames[0].shape[:2], np.float32)
+    region[y - h // 4:y + h + h // 4, x - w // 4:x + w + w // 4] = 1
+    region = cv2.GaussianBlur(region, (0, 0), 8)[..., None]
+    rng = np.random.default_rng(0)
+    jittered = []
+    for image in clip_frames:
+        dx, dy = rng.uniform(-1.5, 1.5, 2)
+        moved = cv2.warpAffine(image, np.float32([[1, 0, dx], [0, 1, dy]]), image.shape[1::-1],
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        jittered.append((moved * region + image * (1 - region)).round().astype(np.uint8))
+    result = evaluate(CLIP, write_video(videos / "jitter.mp4", jittered), SAME_PERSON, OTHER_PERSON, SHORT)
+    assert control_eval.flicker_ratio == pytest.approx(1.0, abs=0.1)
+    assert result.flicker_ratio > 1.4 and result.flicker_ratio > control_eval.flicker_ratio + 0.4
+    assert result.summaries["flicker_excess"].mean > 3 * abs(control_eval.summaries["flicker_excess"].mean)
+    assert any(s.reason == "most added flicker" for s in result.strips)
+
+
+def test_pasted_square_raises_seam_score(patch_eval, control_eval):
+    control, patch = control_eval.summaries, patch_eval.summaries
+    assert control["seam_colour"].mean < 1.0
+    assert patch["seam_colour"].mean > 3.0 and patch["seam_colour"].mean > 5 * control["seam_colour"].mean
+    assert patch["seam_gradient"].mean > 3 * control["seam_gradient"].mean
+    # The patch leaves the face's shape alone: NME stays small and the identity stays the same.
+    assert patch["nme"].mean < 0.03
+    assert patch_eval.closer_to_target >= 0.9
+
+
+def test_json_report_holds_every_frame(tmp_path, patch_eval):
+    json_path, html_path = write_report(tmp_path / "out", patch_eval, None)
+    data = json.loads(json_path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    video = data["video"]
+    assert len(video["per_frame"]) == FRAMES and video["frames"]["with_face"] == FRAMES
+    assert video["per_frame"][0]["change_source"] is None  # no previous frame: null, not NaN
+    assert video["summary"]["seam_colour"]["mean"] == pytest.approx(patch_eval.summaries["seam_colour"].mean)
+    assert data["reconstruction"] is None
+    assert not list((tmp_path / "out").glob(".*"))  # no temporary files left behind
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def test_html_report_renders_offline_in_chromium(tmp_path, patch_eval):
+    chromium = shutil.which("chromium")
+    assert chromium, "headless Chromium is needed to check the report: apt-get install -y chromium"
+    _, html_path = write_report(tmp_path / "out", patch_eval, None)
+    text = html_path.read_text()
+    assert not re.search(r"https?://", text), "the report must not reference network assets"
+    assert "<script" not in text and "<link" not in text and "@import" not in text
+    sources = re.findall(r'src="([^"]*)"', text)
+    assert len(sources) >= 5 + 4 * len(patch_eval.strips)  # plots + four thumbnails per strip
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
+                    "--window-size=1200,2000", html_path.resolve().as_uri()],
+                   check=True, timeout=120, capture_output=True)
+    image = read_rgb(shot)
+    assert image.shape == (2000, 1200, 3)
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 500, "screenshot looks blank"
+    # Plot lines in matplotlib's first two colours (C0 blue, C1 orange) are on screen.
+    for colour in ((31, 119, 180), (255, 127, 14)):
+        assert (np.abs(image.astype(int) - colour).max(-1) < 30).sum() > 1000, colour
+
+
+def test_streams_of_different_length_are_an_error(videos, clip_frames):
+    shorter = write_video(videos / "shorter.mp4", clip_frames[:FRAMES - 5])
+    with pytest.raises(InputError, match=rf"shorter.mp4: has {FRAMES - 5} frames but the source"):
+        evaluate(CLIP, shorter, SAME_PERSON, None, SHORT)
+    # Streams without a known length are caught while reading.
+    source, swapped = videos / "folder_a", videos / "folder_b"
+    for folder, count in ((source, 3), (swapped, 2)):
+        folder.mkdir()
+        for index in range(count):
+            write_rgb(folder / f"{index:03d}.png", clip_frames[index])
+    with pytest.raises(InputError, match="folder_b: ends after 2 frames"):
+        list(lockstep(source, swapped, None))
+
+
+def test_frames_of_different_size_are_an_error(videos, clip_frames):
+    smaller = write_video(videos / "smaller.mp4", [cv2.resize(f, (240, 240)) for f in clip_frames[:FRAMES]])
+    with pytest.raises(InputError, match="smaller.mp4: is 240x240 but the source is 480x480"):
+        evaluate(CLIP, smaller, SAME_PERSON, None, SHORT)
+
+
+def test_no_face_anywhere_is_an_error(tmp_path, clip_frames):
+    backdrop = tmp_path / "backdrop.png"
+    write_rgb(backdrop, np.ascontiguousarray(clip_frames[0][:120, :120]))
+    with pytest.raises(InputError, match="backdrop.png: no face found"):
+        evaluate(backdrop, backdrop, SAME_PERSON, None)
+
+
+def _cli(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "swapface.cli.main", "eval", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_writes_json_and_html(tmp_path):
+    out = tmp_path / "report"
+    run = _cli("--source", CLIP, "--swapped", CLIP, "--target", SAME_PERSON, "--original", OTHER_PERSON,
+               "--max-frames", 6, "-o", out)
+    assert run.returncode == 0, run.stderr
+    data = json.loads((out / "eval.json").read_text())
+    assert len(data["video"]["per_frame"]) == 6 and data["video"]["identity"]["closer_to_target"] == 1.0
+    assert (out / "report.html").stat().st_size > 10_000
+    assert "closer to target" in run.stderr
+
+
+@pytest.mark.parametrize("problem", ["missing", "not a video", "options"])
+def test_cli_bad_input_is_one_line(tmp_path, problem):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00not a video" * 100)
+    args = {
+        "missing": ("--source", tmp_path / "nothing.mp4", "--swapped", CLIP, "--target", SAME_PERSON),
+        "not a video": ("--source", CLIP, "--swapped", broken, "--target", SAME_PERSON),
+        "options": ("--source", CLIP, "--target", SAME_PERSON),
+    }[problem]
+    run = _cli(*args, "-o", tmp_path / "out")
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), run.stderr
+    assert "Traceback" not in run.stderr
+    expected = {"missing": "nothing.mp4: no such file", "not a video": "broken.mp4: not a readable video",
+                "options": "--swapped"}[problem]
+    assert expected in lines[0]
+    assert not (tmp_path / "out").exists()
