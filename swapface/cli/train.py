@@ -1,7 +1,75 @@
-"""Placeholder until the train stage lands: registers nothing."""
+"""`swapface train`: train (or resume) a face-swap model on two facesets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from swapface.cli.common import console, user_errors
+from swapface.model import PRESETS
+from swapface.train.loop import Progress as TrainProgress
+from swapface.train.loop import TrainOptions, train
+
+
+def train_command(
+    faceset_a: Annotated[Path, typer.Argument(help="Faceset of identity A.")],
+    faceset_b: Annotated[Path, typer.Argument(help="Faceset of identity B.")],
+    model_dir: Annotated[Path, typer.Option("--model", "-m", help="Model folder to create, or to resume.")],
+    preset: Annotated[str, typer.Option(help=f"Model size: {', '.join(PRESETS)}.")] = "128",
+    resolution: Annotated[int | None, typer.Option(help="Face resolution in px (64-512), overriding the "
+                                                        "preset's.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Faces per identity per step (per process under torchrun).",
+                                            min=1)] = 16,
+    steps: Annotated[int | None, typer.Option(help="Train until this total step; default: until Ctrl-C.",
+                                              min=1)] = None,
+    lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-4,
+    kl_weight: Annotated[float, typer.Option(help="Weight of the VAE's KL term.")] = 1e-3,
+    gan_weight: Annotated[float, typer.Option(help="Weight of the PatchGAN loss (0: no discriminator).")] = 0.0,
+    save_every: Annotated[int, typer.Option(help="Checkpoint every N steps.", min=1)] = 500,
+    snapshot_every: Annotated[int, typer.Option(help="Keep a copy of the weights every N steps (0: never).",
+                                                min=0)] = 5000,
+    preview_every: Annotated[int, typer.Option(help="Write a preview grid PNG every N steps.", min=1)] = 500,
+    log_every: Annotated[int, typer.Option(help="Log losses every N steps.", min=1)] = 10,
+    eval_every: Annotated[int, typer.Option(help="Score held-out faces every N steps (0: never).", min=0)] = 0,
+    holdout: Annotated[float, typer.Option(help="Fraction of each faceset (its last faces) held out for "
+                                                "--eval-every.")] = 0.0,
+    init_from: Annotated[Path | None, typer.Option(help="Start from this model's weights (same preset).")] = None,
+    freeze: Annotated[list[str] | None, typer.Option(help="Freeze a part: encoder.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or cuda:N (default: cuda if present).")] = None,
+    precision: Annotated[str | None, typer.Option(help="fp32 or bf16 (default: bf16 on GPU, fp32 on CPU).")]
+    = None,
+    compile: Annotated[bool, typer.Option("--compile/--no-compile", help="torch.compile the model.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of weights, data order and augmentation.")] = 0,
+) -> None:
+    """Train a model that swaps A's and B's faces; rerun the same command to resume. Under
+    `torchrun --nproc_per_node=N` it trains data-parallel."""
+    with user_errors():
+        options = TrainOptions(
+            preset=preset, resolution=resolution, batch_size=batch_size, steps=steps, lr=lr, kl_weight=kl_weight,
+            gan_weight=gan_weight, save_every=save_every, snapshot_every=snapshot_every,
+            preview_every=preview_every, log_every=log_every, eval_every=eval_every, holdout=holdout,
+            init_from=init_from, freeze=tuple(freeze or ()), device=device, precision=precision, compile=compile,
+            seed=seed)
+        with Progress(TextColumn("[bold]train[/]"), BarColumn(bar_width=None), MofNCompleteColumn(),
+                      TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), console=console,
+                      transient=True) as bar:
+            task = bar.add_task("train", total=steps, losses="")
+
+            def show(progress: TrainProgress) -> None:
+                m = progress.metrics
+                text = (f"loss {m['loss']:.4f} (l1 {m['l1']:.4f} ssim {m['ssim']:.4f} mask {m['mask']:.4f} "
+                        f"kl {m['kl']:.3f}) {m['img_per_s']:.0f} img/s")
+                bar.update(task, completed=progress.step, losses=text)
+
+            result = train(faceset_a, faceset_b, model_dir, options, progress=show,
+                           message=lambda text: console.print(text, highlight=False))
+        if result.interrupted:
+            raise typer.Exit(130)
+        console.print(f"trained to step {result.step}: model in {model_dir}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this stage's sub-command to the app."""
+    app.command("train")(train_command)

@@ -96,6 +96,7 @@ class TrainResult:
     step: int
     interrupted: bool
     metrics: dict[str, float]
+    model: SwapAutoencoder  # the trained model (on its training device, in train mode)
 
 
 def _check_options(options: TrainOptions) -> None:
@@ -310,9 +311,9 @@ class Trainer:
                 self._preview()
             if stop_requested:
                 self.message(f"stopped at step {self.step}; checkpoint saved in {self.model_dir}")
-                return TrainResult(self.step, True, metrics)
+                return TrainResult(self.step, True, metrics, self.model)
             window_start = time.perf_counter()
-        return TrainResult(self.step, False, metrics)
+        return TrainResult(self.step, False, metrics, self.model)
 
     def _is_sync_step(self) -> bool:
         o = self.options

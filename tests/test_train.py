@@ -1,0 +1,183 @@
+"""Training on real facesets (tiny preset, 64 px): learning, exact resume, crash-safe checkpoints,
+NaN rollback, stop on SIGTERM, and one-line errors for bad model dirs and facesets."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from swapface.media.images import read_rgb
+from swapface.modeldir import load_model
+from swapface.train import loop
+from swapface.train.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from swapface.train.loop import METRICS_FILE, TrainOptions, train
+
+torch.set_num_threads(1)  # on a shared 2-core box, 2 threads can be 10x slower than 1 (spinning OpenMP)
+PYTHON = sys.executable
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _options(**changes) -> TrainOptions:
+    base = dict(preset="tiny", batch_size=8, lr=1e-3, log_every=1, save_every=1000, preview_every=1000,
+                snapshot_every=0)
+    return TrainOptions(**{**base, **changes})
+
+
+def _metrics(model_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (model_dir / METRICS_FILE).read_text().splitlines()]
+
+
+def _quiet(_text: str) -> None:
+    pass
+
+
+def test_loss_falls_and_outputs_are_written(faceset_a, faceset_b, tmp_path) -> None:
+    model_dir = tmp_path / "model"
+    result = train(faceset_a, faceset_b, model_dir, _options(steps=150, log_every=25, preview_every=150),
+                   message=_quiet)
+    losses = [m["loss"] for m in _metrics(model_dir)]
+    assert len(losses) == 6 and result.step == 150
+    assert losses[-1] < 0.5 * losses[0], losses
+    # the swap stage needs nothing but the model dir
+    model, config = load_model(model_dir)
+    assert (config.resolution, config.coverage) == (64, "whole")
+    grid = read_rgb(model_dir / "previews" / "step-00000150.png")
+    assert grid.shape == (6 * 64, 4 * 64, 3)
+    rows = grid.reshape(6, 64, 4 * 64, 3).astype(np.float32)
+    assert np.abs(rows[1] - rows[2]).mean() > 2  # A->A and A->B come from different decoders
+    faces = torch.from_numpy(rows[0] / 255).permute(2, 0, 1)
+    faces = torch.stack(faces.split(64, dim=2))
+    _, mask = model.swap(faces, "b")
+    assert 0.2 < float(mask.mean()) < 0.9  # the learned mask covers the face, not the whole crop
+
+
+def test_resume_continues_exactly(faceset_a, faceset_b, tmp_path) -> None:
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    train(faceset_a, faceset_b, straight, _options(steps=12, save_every=6), message=_quiet)
+    train(faceset_a, faceset_b, resumed, _options(steps=6, save_every=6), message=_quiet)
+    messages: list[str] = []
+    train(faceset_a, faceset_b, resumed, _options(steps=12, save_every=6), message=messages.append)
+    assert any("resumed" in m and "step 6" in m for m in messages)
+    a, b = _metrics(straight), _metrics(resumed)
+    assert [m["step"] for m in b] == list(range(1, 13))
+    for key in ("loss", "l1", "ssim", "mask", "kl"):
+        assert [m[key] for m in a] == [m[key] for m in b], key
+    weights_a, _ = load_checkpoint(straight / CHECKPOINT_FILE)
+    weights_b, state = load_checkpoint(resumed / CHECKPOINT_FILE)
+    assert state["step"] == 12
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+
+
+_KILL_DURING_SAVE = """
+import os, signal, sys
+import safetensors.torch
+from swapface.train.loop import TrainOptions, train
+real = safetensors.torch.save_file
+def dying_save(tensors, filename, metadata=None):
+    real(tensors, filename, metadata=metadata)
+    if metadata:  # the checkpoint (not model.safetensors): leave it half-written, then die
+        with open(filename, "r+b") as fh:
+            fh.truncate(os.path.getsize(filename) // 2)
+        os.kill(os.getpid(), signal.SIGKILL)
+import swapface.modeldir
+swapface.modeldir.save_file = dying_save
+train(sys.argv[1], sys.argv[2], sys.argv[3], TrainOptions(preset="tiny", batch_size=4, steps=4, save_every=2,
+      log_every=1, preview_every=1000, snapshot_every=0))
+"""
+
+
+def test_checkpoint_write_killed_midway_leaves_previous_one(faceset_a, faceset_b, tmp_path) -> None:
+    model_dir = tmp_path / "model"
+    train(faceset_a, faceset_b, model_dir, _options(batch_size=4, steps=2, save_every=2), message=_quiet)
+    before = (model_dir / CHECKPOINT_FILE).read_bytes()
+    run = subprocess.run([PYTHON, "-c", _KILL_DURING_SAVE, str(faceset_a), str(faceset_b), str(model_dir)],
+                         env=ENV, capture_output=True, text=True, timeout=300)
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    assert (model_dir / CHECKPOINT_FILE).read_bytes() == before
+    assert load_checkpoint(model_dir / CHECKPOINT_FILE)[1]["step"] == 2
+    load_model(model_dir)
+    result = train(faceset_a, faceset_b, model_dir, _options(batch_size=4, steps=4, save_every=2), message=_quiet)
+    assert result.step == 4 and load_checkpoint(model_dir / CHECKPOINT_FILE)[1]["step"] == 4
+
+
+def test_non_finite_loss_rolls_back_and_lowers_lr(faceset_a, faceset_b, tmp_path, monkeypatch) -> None:
+    calls = {"n": 0}
+    real_kl = loop.kl_divergence
+
+    def kl_with_a_nan(mu, logvar):
+        calls["n"] += 1
+        value = real_kl(mu, logvar)
+        return value * float("nan") if calls["n"] == 7 else value
+
+    monkeypatch.setattr(loop, "kl_divergence", kl_with_a_nan)
+    messages: list[str] = []
+    model_dir = tmp_path / "model"
+    result = train(faceset_a, faceset_b, model_dir, _options(steps=10, save_every=5), message=messages.append)
+    assert result.step == 10
+    assert any("rolled back to step 5" in m for m in messages), messages
+    records = _metrics(model_dir)
+    events = [r for r in records if r.get("event") == "rollback"]
+    assert len(events) == 1 and events[0]["bad_step"] == 7
+    assert records[-1]["lr"] == 0.5e-3 and np.isfinite(records[-1]["loss"])
+    model, _ = load_model(model_dir)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def _cli(*args: str) -> list[str]:
+    return [PYTHON, "-m", "swapface.cli.main", "train", *args]
+
+
+def test_sigterm_saves_a_checkpoint_then_exits(faceset_a, faceset_b, tmp_path) -> None:
+    model_dir = tmp_path / "model"
+    proc = subprocess.Popen(_cli(str(faceset_a), str(faceset_b), "-m", str(model_dir), "--preset", "tiny",
+                                 "--batch-size", "4", "--log-every", "1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.time() + 120
+    while not ((model_dir / METRICS_FILE).is_file() and _metrics(model_dir)) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    step = load_checkpoint(model_dir / CHECKPOINT_FILE)[1]["step"]
+    assert step >= 1 and step == _metrics(model_dir)[-1]["step"]
+    assert f"stopped at step {step}" in err
+
+
+def test_bad_model_dir_is_one_line_error(faceset_a, faceset_b, tmp_path) -> None:
+    model_dir = tmp_path / "model"
+    train(faceset_a, faceset_b, model_dir, _options(batch_size=2, steps=1), message=_quiet)
+    checkpoint = model_dir / CHECKPOINT_FILE
+    checkpoint.write_bytes(checkpoint.read_bytes()[:1000])
+    run = subprocess.run(_cli(str(faceset_a), str(faceset_b), "-m", str(model_dir), "--steps", "2"),
+                         env=ENV, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert len(run.stderr.strip().splitlines()) == 1 and CHECKPOINT_FILE in run.stderr, run.stderr
+    (model_dir / "model.safetensors").unlink()
+    run = subprocess.run(_cli(str(faceset_a), str(faceset_b), "-m", str(tmp_path / "new"), "--preset", "tiny",
+                              "--init-from", str(model_dir)), env=ENV, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert len(run.stderr.strip().splitlines()) == 1 and "model.safetensors: missing" in run.stderr, run.stderr
+
+
+def test_facesets_with_different_coverage_are_refused(faceset_a, faceset_b, tmp_path) -> None:
+    tight = tmp_path / "tight"
+    shutil.copytree(faceset_b, tight)
+    with sqlite3.connect(tight / "faceset.sqlite") as db:
+        db.execute("UPDATE meta SET value = 'tight' WHERE key = 'coverage'")
+    run = subprocess.run(_cli(str(faceset_a), str(tight), "-m", str(tmp_path / "m"), "--preset", "tiny"),
+                         env=ENV, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "coverage 'tight'" in lines[0] and str(tight) in lines[0], run.stderr
+    assert not (tmp_path / "m").exists()
+    assert os.path.isdir(faceset_b)
