@@ -334,8 +334,9 @@ def frame_file_name(frame: Frame) -> str:
 class PatchWriter:
     """Per-face exports for artists: the generated face crop, its mask, and the crop's matrix.
 
-    For frame F and face K: F_K_face.png (RGB at the model's resolution), F_K_mask.png (8-bit alpha)
-    and F_K.json (2x3 matrix taking frame pixels to crop pixels, frame time, crop size), enough to
+    For frame F (named as the frame outputs are: frame_000042, or the input image's stem) and face K:
+    F_K_face.png (RGB at the model's resolution), F_K_mask.png (8-bit alpha) and F_K.json (2x3 matrix
+    taking frame pixels to crop pixels, frame time, crop size), enough to
     re-composite the face in another tool with the inverse warp.
     """
 
@@ -354,7 +355,7 @@ class PatchWriter:
     def write(self, frame: Frame, face_index: int, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray,
               **extra: object) -> None:
         assert self._folder is not None
-        stem = f"{frame.index:06d}_{face_index}"
+        stem = f"{Path(frame_file_name(frame)).stem}_{face_index}"
         write_png(self._folder / f"{stem}_face.png", face)
         write_png(self._folder / f"{stem}_mask.png", np.clip(mask * 255 + 0.5, 0, 255).astype(np.uint8))
         meta = {"frame": frame.index, "time": frame.time, "source": frame.source, "face": face_index,

@@ -26,7 +26,7 @@ from swapface.faces import AlignSpec, alignment_matrix, crop_face, make_backend,
 from swapface.media import Frame, MediaInfo, open_media, probe
 from swapface.media.writer import ImageWriter, PatchWriter, VideoSettings, VideoWriter, check_writable, output_kind
 from swapface.model import ModelConfig, SwapAutoencoder
-from swapface.modeldir import load_model
+from swapface.modeldir import CONFIG_FILE, load_model, read_config_json
 from swapface.swap.blend import paste_face
 from swapface.swap.color import transfer_color
 from swapface.swap.masks import crop_pixels, face_mask
@@ -137,7 +137,12 @@ def load_swap_model(model_dir: str | Path, device: str) -> tuple[SwapAutoencoder
     if torch_device.type == "cuda" and not torch.cuda.is_available():
         raise SwapfaceError("--device cuda asked for, but no CUDA GPU is available")
     model, config = load_model(model_dir, device=torch_device)
-    config_path = Path(model_dir) / "config.json"
+    config_path = Path(model_dir) / CONFIG_FILE
+    recorded = read_config_json(model_dir)
+    for key in ("resolution", "coverage"):
+        if recorded.get(key) != getattr(config, key):
+            raise InputError(config_path, f"{key} mismatch: the dir records {recorded.get(key)!r}, the model was "
+                                          f"built for {getattr(config, key)!r}")
     try:
         spec = AlignSpec(config.resolution, config.coverage)
     except ValueError as exc:
