@@ -16,14 +16,19 @@ import av
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from swapface.errors import InputError
 from swapface.eval.evaluate import EvalOptions, evaluate, lockstep
+from swapface.eval.reconstruction import held_out_faces, reconstruction_scores
 from swapface.eval.report import write_report
-from swapface.faces import make_backend
+from swapface.faces import AlignSpec, make_backend
 from swapface.faces.masks import face_outline
+from swapface.faceset.extract import ExtractOptions, extract
 from swapface.media import open_media
 from swapface.media.images import read_rgb, write_rgb
+from swapface.model import PRESETS, SwapAutoencoder
+from swapface.modeldir import save_model
 
 from .conftest import STILLS, VIDEOS
 
@@ -253,3 +258,73 @@ def test_cli_bad_input_is_one_line(tmp_path, problem):
                 "options": "--swapped"}[problem]
     assert expected in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+# -- reconstruction of held-out faces ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory) -> Path:
+    """16 faces of lp_d18 at 64 px, whole-face crops: what the tiny preset trains on."""
+    out = tmp_path_factory.mktemp("held_out") / "lp_d18"
+    extract([CLIP], out, ExtractOptions(spec=AlignSpec(64, "whole"), every=3, max_frames=48, workers=1))
+    return out
+
+
+def _tiny_model_dir(path: Path, faces: np.ndarray | None, steps: int = 100, coverage: str = "whole") -> Path:
+    """A very small model (84 k parameters, so it fits in seconds on a busy CPU) whose decoder "a" is
+    fitted to `faces`; decoder "b" stays untrained."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)  # a small model gains nothing from threads, and they spin on a shared CPU
+    model = SwapAutoencoder(PRESETS["tiny"].replace(base_width=8, max_width=16, latent_channels=8, coverage=coverage))
+    if faces is not None:
+        x = torch.from_numpy(faces).permute(0, 3, 1, 2).float() / 255
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+        for _ in range(steps):
+            rgb, _ = model.decode(model.encode(x)[0], "a")
+            loss = (rgb - x).abs().mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    save_model(path, model.eval())
+    return path
+
+
+@pytest.fixture(scope="module")
+def fitted_model(tmp_path_factory, held_out) -> Path:
+    faces = held_out_faces(held_out, 64, "whole", 64)
+    assert faces.shape[1:] == (64, 64, 3) and len(faces) >= 12
+    return _tiny_model_dir(tmp_path_factory.mktemp("models") / "fitted", faces)
+
+
+def test_reconstruction_tells_a_fitted_decoder_from_an_untrained_one(tmp_path, held_out, fitted_model):
+    fitted = fitted_model
+    faces = held_out_faces(held_out, 64, "whole", 64)
+    untrained = _tiny_model_dir(tmp_path / "untrained", None)
+    a_fitted, b_fitted = reconstruction_scores(fitted, {"a": held_out, "b": held_out})
+    (a_untrained,) = reconstruction_scores(untrained, {"a": held_out})
+    assert a_fitted.identity == "a" and len(a_fitted.psnr) == len(faces)
+    assert a_fitted.pooled_psnr > a_untrained.pooled_psnr + 3
+    assert a_fitted.pooled_psnr > b_fitted.pooled_psnr + 3  # decoder b never saw a face
+    assert np.mean(a_fitted.ssim) > np.mean(a_untrained.ssim) + 0.1
+    assert a_fitted.examples[0][0].shape == a_fitted.examples[0][1].shape == (64, 64, 3)
+
+
+def test_reconstruction_needs_matching_crops(tmp_path, held_out):
+    model_dir = _tiny_model_dir(tmp_path / "tight", None, coverage="tight")
+    with pytest.raises(InputError, match="'whole' coverage but the model was trained on 'tight'"):
+        reconstruction_scores(model_dir, {"a": held_out})
+
+
+def test_cli_scores_reconstructions(tmp_path, held_out, fitted_model):
+    model_dir = fitted_model
+    out = tmp_path / "report"
+    run = _cli("--model", model_dir, "--held-out-a", held_out, "--max-faces", 8, "-o", out)
+    assert run.returncode == 0, run.stderr
+    data = json.loads((out / "eval.json").read_text())
+    assert data["video"] is None
+    (scores,) = data["reconstruction"]
+    assert scores["identity"] == "a" and scores["faces"] == 8 and len(scores["per_face"]["ssim"]) == 8
+    assert "Reconstruction of held-out faces" in (out / "report.html").read_text()
+    run = _cli("--model", tmp_path / "no_model", "--held-out-a", held_out, "-o", out)
+    assert run.returncode == 1 and run.stderr.strip().count("\n") == 0
+    assert "no_model: model directory not found" in run.stderr
