@@ -58,7 +58,9 @@ class Encoder(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         widths = config.widths
-        layers: list[nn.Module] = [nn.PixelUnshuffle(2), nn.Conv2d(12, widths[0], 3, padding=1), _act()]
+        stem = config.stem_stride
+        layers: list[nn.Module] = [nn.PixelUnshuffle(stem), nn.Conv2d(3 * stem * stem, widths[0], 3, padding=1),
+                                   _act()]
         for i, width in enumerate(widths):
             layers += [ResBlock(width) for _ in range(config.encoder_blocks)]
             if i + 1 < len(widths):
@@ -81,9 +83,15 @@ class Decoder(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(config.latent_channels, widths[0], 3, padding=1), _act()]
         for i, width in enumerate(widths):
             layers += [ResBlock(width) for _ in range(config.decoder_blocks)]
-            out_width = widths[i + 1] if i + 1 < len(widths) else max(widths[-1] // 2, 16)
-            layers.append(Upsample(width, out_width))
-        layers.append(nn.Conv2d(max(widths[-1] // 2, 16), 4, 3, padding=1))
+            if i + 1 < len(widths):
+                layers.append(Upsample(width, widths[i + 1]))
+        width = widths[-1]
+        for i, tail in enumerate(config.tail_widths):  # R/stem_stride -> R; no residual block at full size
+            layers.append(Upsample(width, tail))
+            if i + 1 < len(config.tail_widths):
+                layers.append(ResBlock(tail))
+            width = tail
+        layers.append(nn.Conv2d(width, 4, 3, padding=1))
         self.body = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,198 @@
+"""Training throughput and model FLOP utilisation: swapface's model vs the classic deepfakes autoencoder.
+
+Both run in this process on the same real faces and the same on-device augmentation pipeline; ours
+with the training loop's own step (mixed precision, channels_last on GPU, optional torch.compile),
+the baseline in plain eager fp32. FLOPs per step are counted with torch.utils.flop_counter and set
+against a matmul ceiling measured here, in the precision each model runs in.
+
+    python bench/train.py                                  # CPU, 64/128/256 px
+    python bench/train.py --device cuda --precision bf16 --batch-size 64 --steps 50 --compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.table import Table
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from swapface.faces import AlignSpec
+from swapface.faceset.extract import ExtractOptions, extract
+from swapface.train import distributed
+from swapface.train.augment import augment
+from swapface.train.loop import Trainer, TrainOptions
+
+VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
+
+
+# -- the baseline: faceswap's "original" model, scaled so the bottleneck stays 4x4 ------------------
+class _Upscale(nn.Sequential):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(nn.Conv2d(cin, cout * 4, 3, padding=1), nn.LeakyReLU(0.1), nn.PixelShuffle(2))
+
+
+class ClassicAutoencoder(nn.Module):
+    """Encoder conv 128-256-512-1024 k5 s2 (+1024 per doubling above 64 px), dense 1024, dense 4x4x1024,
+    upscale to 8x8x512; decoders upscale 256-128-64 (+32, 16 ... above 64 px), conv k5 to RGB."""
+
+    def __init__(self, resolution: int) -> None:
+        super().__init__()
+        extra = int(math.log2(resolution // 64))
+        enc, cin = [], 3
+        for width in [128, 256, 512, 1024] + [1024] * extra:
+            enc += [nn.Conv2d(cin, width, 5, 2, 2), nn.LeakyReLU(0.1)]
+            cin = width
+        self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(1024 * 16, 1024), nn.Linear(1024, 1024 * 16),
+                                     nn.Unflatten(1, (1024, 4, 4)), _Upscale(1024, 512))
+        widths = [256, 128, 64] + [max(64 >> (i + 1), 8) for i in range(extra)]
+
+        def decoder() -> nn.Sequential:
+            layers, cin = [], 512
+            for width in widths:
+                layers.append(_Upscale(cin, width))
+                cin = width
+            return nn.Sequential(*layers, nn.Conv2d(cin, 3, 5, padding=2), nn.Sigmoid())
+
+        self.decoder_a, self.decoder_b = decoder(), decoder()
+
+    def forward(self, x_a: torch.Tensor, x_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encoder(torch.cat([x_a, x_b]))
+        z_a, z_b = z.split([len(x_a), len(x_b)])
+        return self.decoder_a(z_a), self.decoder_b(z_b)
+
+
+def baseline_step(trainer: Trainer, model: ClassicAutoencoder, optimizer: torch.optim.Optimizer) -> Callable[[], None]:
+    """A classic training step (L1 + MSE, Adam) on batches from our data + augmentation pipeline."""
+    def step() -> None:
+        batches = []
+        for name in "ab":
+            images, masks, weights = trainer.faces[name].batch(trainer.samplers[name].next(trainer.options.batch_size))
+            batches.append(augment(images, masks, weights, trainer.options.augment, trainer.augment_generator))
+        out_a, out_b = model(batches[0][0], batches[1][0])
+        pairs = ((out_a, batches[0][1]), (out_b, batches[1][1]))
+        loss = sum(F.l1_loss(out, target) + F.mse_loss(out, target) for out, target in pairs)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+# -- measurement ------------------------------------------------------------------------------------
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_ceiling(device: torch.device, dtype: torch.dtype, seconds: float = 2.0) -> float:
+    """Best FLOP/s of a large square matmul in `dtype`: the roof for model FLOP utilisation."""
+    n = 8192 if device.type == "cuda" else 2048
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    sync(device)
+    best, start = 0.0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        t = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        sync(device)
+        best = max(best, 4 * 2 * n**3 / (time.perf_counter() - t))
+    return best
+
+
+def step_flops(step: Callable[[], None]) -> int:
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
+def images_per_second(step: Callable[[], None], images: int, steps: int, warmup: int, device: torch.device) -> float:
+    for _ in range(warmup):
+        step()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    return images * steps / (time.perf_counter() - start)
+
+
+def bench_faces(root: Path) -> tuple[Path, Path]:
+    """Two small real facesets (256 px crops) from the shared clips, extracted once into `root`."""
+    out = []
+    for clip in ("lp_d6.mp4", "lp_d9.mp4"):
+        path = root / Path(clip).stem
+        extract([VIDEOS / clip], path, ExtractOptions(spec=AlignSpec(256, "whole"), every=2, max_frames=120,
+                                                      workers=2))
+        out.append(path)
+    return out[0], out[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="for our model")
+    parser.add_argument("--resolutions", default="64,128,256")
+    parser.add_argument("--batch-size", type=int, default=8, help="faces per identity per step")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="torch.compile our model")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    parser.add_argument("--facesets", nargs=2, type=Path, help="faceset A and B (default: extract from "
+                                                                 "../shared/data into a temp dir)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    console = Console(width=200)
+    with tempfile.TemporaryDirectory() as tmp:
+        facesets = args.facesets or bench_faces(Path(tmp) / "facesets")
+        dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+        ceiling = {args.precision: matmul_ceiling(device, dtype)}
+        if args.precision != "fp32":
+            ceiling["fp32"] = matmul_ceiling(device, torch.float32)
+        title = (f"training throughput on {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}"
+                 f" ({torch.get_num_threads()} threads), batch {args.batch_size} per identity; matmul ceiling "
+                 + ", ".join(f"{k} {v / 1e12:.2f} TFLOP/s" for k, v in ceiling.items()))
+        table = Table(title=title)
+        for column in ("px", "model", "precision", "params (M)", "GFLOP/img (fwd+bwd)", "img/s", "TFLOP/s",
+                       "% of ceiling", "vs baseline"):
+            table.add_column(column, justify="right")
+        for resolution in (int(r) for r in args.resolutions.split(",")):
+            name = {64: "128", 128: "128", 256: "256"}.get(resolution, "512")
+            options = TrainOptions(preset=name, resolution=resolution, batch_size=args.batch_size, device=args.device,
+                                   precision=args.precision, compile=args.compile, save_every=10**9,
+                                   preview_every=10**9, snapshot_every=0)
+            trainer = Trainer(facesets[0], facesets[1], Path(tmp) / f"model{resolution}", options,
+                              distributed.setup(args.device), message=lambda _t: None)
+            classic = ClassicAutoencoder(resolution).to(device)
+            classic_step = baseline_step(trainer, classic, torch.optim.Adam(classic.parameters(), 5e-5,
+                                                                            betas=(0.5, 0.999)))
+            images = 2 * args.batch_size
+            rows = []
+            for label, model, step, precision in (("classic (eager fp32)", classic, classic_step, "fp32"),
+                                                  ("swapface", trainer.model, trainer.train_step, trainer.precision)):
+                flops = step_flops(step)
+                rate = images_per_second(step, images, args.steps, args.warmup, device)
+                achieved = flops / images * rate
+                rows.append((label, precision, sum(p.numel() for p in model.parameters()) / 1e6, flops / images / 1e9,
+                             rate, achieved))
+            base_rate = rows[0][4]
+            for label, precision, params, gflop, rate, achieved in rows:
+                table.add_row(str(resolution), label, precision, f"{params:.1f}", f"{gflop:.2f}", f"{rate:.1f}",
+                              f"{achieved / 1e12:.3f}", f"{100 * achieved / ceiling[precision]:.0f}%",
+                              f"{rate / base_rate:.2f}x")
+            del trainer, classic
+        console.print(table)
+
+
+if __name__ == "__main__":
+    main()
