@@ -80,7 +80,7 @@ def test_model_dir_damage_is_one_line_input_error(tmp_path, damage: str) -> None
     elif damage == "bad_json":
         config.write_text("{not json")
     else:
-        save_model(tmp_path / "other", SwapAutoencoder(preset("tiny").replace(base_width=16)))
+        save_model(tmp_path / "other", SwapAutoencoder(preset("tiny").replace(base_width=8)))
         weights.write_bytes((tmp_path / "other" / WEIGHTS_FILE).read_bytes())
     with pytest.raises(InputError) as info:
         load_model(tmp_path)
