@@ -221,10 +221,17 @@ class _Thumbnails:
             heapq.heapreplace(heap, (badness, frame, make()))
 
     def strips(self) -> list[Strip]:
-        chosen = list(self.even)
+        """Evenly spaced frames, then the worst ones; a frame chosen twice is shown once, with both reasons."""
+        chosen: dict[int, Strip] = {}
+        candidates = list(self.even)
         for heap in self.heaps.values():
-            chosen.extend(strip for _, _, strip in sorted(heap, reverse=True))
-        return chosen
+            candidates.extend(strip for _, _, strip in sorted(heap, reverse=True))
+        for strip in candidates:
+            if strip.frame in chosen:
+                chosen[strip.frame].reason += f", {strip.reason}"
+            else:
+                chosen[strip.frame] = strip
+        return list(chosen.values())
 
 
 def _pick_face(faces: list[DetectedFace], image: np.ndarray, backend: FaceBackend,

@@ -164,7 +164,7 @@ def _video_html(result: EvalResult) -> str:
                          "mean |change| (levels)", "Frame-to-frame change inside the face")
     seam_plot = _plot(result, [("seam_colour", "colour step (levels)"),
                                ("seam_gradient", "gradient (levels/px)")], "discontinuity", "Seam at the mask edge")
-    head = "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in STRIP_COLUMNS) + "</tr>"
+    columns = " | ".join(STRIP_COLUMNS)
     strips = "".join(_strip_html(s, result) for s in result.strips)
     return f"""
 <h2>Swap</h2>
@@ -183,7 +183,7 @@ def _video_html(result: EvalResult) -> str:
 <h3>Expression and pose</h3>{_img(nme_plot, "landmark NME per frame")}{_img(pose_plot, "pose difference per frame")}
 <h3>Temporal stability</h3>{_img(flicker_plot, "frame-to-frame change per frame")}
 <h3>Seams</h3>{_img(seam_plot, "seam scores per frame")}
-<h3>Frames</h3><table class="heads">{head}</table>{strips}
+<h3>Frames</h3><p class="note">Aligned face crops, each row: {html.escape(columns)}.</p>{strips}
 """
 
 
@@ -224,8 +224,9 @@ body { font-family: sans-serif; margin: 24px; color: #222; max-width: 1150px; }
 table { border-collapse: collapse; margin: 8px 0 16px; }
 td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; font-size: 13px; }
 th { background: #eee; }
-.strip table td, table.heads th { width: 140px; border: none; padding: 2px; }
-.strip p { margin: 12px 0 2px; font-size: 13px; }
+.strip { display: inline-block; vertical-align: top; width: 545px; margin-right: 8px; }
+.strip table td { width: 132px; border: none; padding: 2px; }
+.strip p { margin: 12px 0 2px; font-size: 12px; min-height: 30px; }
 .note { color: #555; font-size: 13px; }
 """
 
