@@ -19,11 +19,14 @@ WEIGHT_SCALE = 64  # feature weights (1..~3) are stored as uint8 of weight * 64
 
 @dataclass
 class FaceTensors:
-    """N faces of one identity: images (N,3,R,R), masks (N,1,R,R), weights (N,1,R,R), all uint8."""
+    """N faces of one identity: images (N,3,R,R), masks (N,1,R,R), weights (N,1,R,R), all uint8;
+    landmarks (N,68,2) in model pixels and identity embeddings (N,128), for evaluation."""
 
     images: torch.Tensor
     masks: torch.Tensor
     weights: torch.Tensor
+    landmarks: np.ndarray
+    embeddings: np.ndarray
     coverage: str
     path: Path
 
@@ -31,11 +34,13 @@ class FaceTensors:
         return len(self.images)
 
     def to(self, device: torch.device) -> FaceTensors:
-        return FaceTensors(self.images.to(device), self.masks.to(device), self.weights.to(device), self.coverage,
-                           self.path)
+        return FaceTensors(self.images.to(device), self.masks.to(device), self.weights.to(device), self.landmarks,
+                           self.embeddings, self.coverage, self.path)
 
     def select(self, index: torch.Tensor) -> FaceTensors:
-        return FaceTensors(self.images[index], self.masks[index], self.weights[index], self.coverage, self.path)
+        rows = index.cpu().numpy()
+        return FaceTensors(self.images[index], self.masks[index], self.weights[index], self.landmarks[rows],
+                           self.embeddings[rows], self.coverage, self.path)
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Float (images, masks, weights) for the faces `index`; images and masks in [0, 1]."""
@@ -52,7 +57,7 @@ def load_faces(path: str | Path, resolution: int) -> FaceTensors:
         if not records:
             raise InputError(path, "faceset holds no faces")
         scale = resolution / faceset.spec.size
-        images, masks, weights = [], [], []
+        images, masks, weights, landmarks = [], [], [], []
         for record in records:
             crop = faceset.load_image(record)
             if crop.shape[0] != resolution:
@@ -60,11 +65,14 @@ def load_faces(path: str | Path, resolution: int) -> FaceTensors:
                 crop = cv2.resize(crop, (resolution, resolution), interpolation=interp)
             points = record.crop_landmarks * scale
             images.append(crop.transpose(2, 0, 1))
+            landmarks.append(points.astype(np.float32))
             masks.append(np.round(hull_mask(points, (resolution, resolution)) * 255).astype(np.uint8))
             weights.append(np.clip(np.round(feature_weights(points, (resolution, resolution)) * WEIGHT_SCALE),
                                    0, 255).astype(np.uint8))
         return FaceTensors(torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(masks))[:, None],
-                           torch.from_numpy(np.stack(weights))[:, None], faceset.spec.coverage, Path(path))
+                           torch.from_numpy(np.stack(weights))[:, None], np.stack(landmarks),
+                           np.stack([r.embedding for r in records]).astype(np.float32), faceset.spec.coverage,
+                           Path(path))
     finally:
         faceset.close()
 

@@ -41,6 +41,7 @@ from swapface.train.checkpoint import (
     unflatten,
 )
 from swapface.train.data import FaceTensors, ShardSampler, load_faces, split_holdout
+from swapface.train.evaluate import HeldOutEvaluator
 from swapface.train.losses import (
     discriminator_gan_loss,
     generator_gan_loss,
@@ -110,6 +111,8 @@ def _check_options(options: TrainOptions) -> None:
             raise SwapfaceError(f"{name.replace('_', '-')} must be at least 1")
     if not 0 <= options.holdout < 0.5:
         raise SwapfaceError("holdout must be in [0, 0.5)")
+    if options.eval_every and not options.holdout:
+        raise SwapfaceError("--eval-every needs held-out faces: give --holdout too (e.g. 0.1)")
 
 
 def faceset_coverage(path_a: Path, path_b: Path) -> str:
@@ -219,6 +222,13 @@ class Trainer:
                                                else None)
         self.forward = torch.compile(self.ddp) if options.compile else self.ddp
         self.tensorboard = self._tensorboard()
+        self.evaluator = None
+        if options.eval_every and dist.is_main:
+            held_a, held_b = self.heldout["a"], self.heldout["b"]
+            if held_a is None or held_b is None:
+                raise SwapfaceError("--holdout leaves no held-out faces: the facesets are too small")
+            self.evaluator = HeldOutEvaluator(held_a, held_b, self.faces["a"].embeddings.mean(0),
+                                              self.faces["b"].embeddings.mean(0))
 
     # ------------------------------------------------------------------------------------------------
     def autocast(self) -> torch.autocast:
@@ -309,6 +319,8 @@ class Trainer:
                 self._save()
             if dist.is_main and (self.step % o.preview_every == 0 or done):
                 self._preview()
+            if self.evaluator is not None and (self.step % o.eval_every == 0 or done):
+                self._log({"event": "eval", **self.evaluator(self.model, self.autocast(), self.device)})
             if stop_requested:
                 self.message(f"stopped at step {self.step}; checkpoint saved in {self.model_dir}")
                 return TrainResult(self.step, True, metrics, self.model)
@@ -318,7 +330,7 @@ class Trainer:
     def _is_sync_step(self) -> bool:
         o = self.options
         return (self.step % o.log_every == 0 or self.step % o.save_every == 0 or self.step % o.preview_every == 0
-                or (o.steps is not None and self.step >= o.steps))
+                or (o.eval_every and self.step % o.eval_every == 0) or (o.steps is not None and self.step >= o.steps))
 
     # -- checkpoints --------------------------------------------------------------------------------
     def _rng_state(self) -> dict[str, torch.Tensor]:
