@@ -1,0 +1,48 @@
+"""Training options on real facesets: --init-from with --freeze encoder, the PatchGAN in bf16, resume of it."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from swapface.modeldir import load_model
+from swapface.train.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from swapface.train.loop import METRICS_FILE, TrainOptions, train
+
+torch.set_num_threads(1)
+
+
+def _options(**changes) -> TrainOptions:
+    base = dict(preset="tiny", batch_size=4, lr=1e-3, log_every=1, save_every=1000, preview_every=1000,
+                snapshot_every=0)
+    return TrainOptions(**{**base, **changes})
+
+
+def test_init_from_with_frozen_encoder_trains_only_decoders(faceset_a, faceset_b, tmp_path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    train(faceset_a, faceset_b, first, _options(steps=3), message=lambda _t: None)
+    messages: list[str] = []
+    train(faceset_b, faceset_a, second, _options(steps=3, init_from=first, freeze=("encoder",)),
+          message=messages.append)
+    assert any(f"initialised weights from {first}" in m for m in messages)
+    donor, _ = load_model(first)
+    trained, _ = load_model(second)
+    for (name, before), after in zip(donor.state_dict().items(), trained.state_dict().values(), strict=True):
+        if name.startswith("encoder."):
+            assert torch.equal(before, after), name
+    assert not all(torch.equal(before, after) for before, after in zip(
+        donor.decoders.parameters(), trained.decoders.parameters(), strict=True))
+
+
+def test_gan_in_bf16_trains_and_resumes(faceset_a, faceset_b, tmp_path) -> None:
+    model_dir = tmp_path / "model"
+    options = dict(gan_weight=0.1, precision="bf16", save_every=2)
+    train(faceset_a, faceset_b, model_dir, _options(steps=2, **options), message=lambda _t: None)
+    tensors, state = load_checkpoint(model_dir / CHECKPOINT_FILE)
+    assert any(k.startswith("disc.") for k in tensors) and any(k.startswith("disc_optim.") for k in tensors)
+    result = train(faceset_a, faceset_b, model_dir, _options(steps=4, **options), message=lambda _t: None)
+    records = [json.loads(line) for line in (model_dir / METRICS_FILE).read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4] and result.step == 4
+    assert all(torch.isfinite(torch.tensor([r["gan_g"], r["gan_d"], r["loss"]])).all() for r in records)
+    assert 0 < records[-1]["gan_d"] < 4  # hinge loss of a discriminator that is neither perfect nor lost
