@@ -44,8 +44,10 @@ def match_histograms(face: np.ndarray, target: np.ndarray, inside: np.ndarray) -
     for c in range(3):
         src_hist = np.bincount(face[..., c][inside], minlength=256).astype(np.float64)
         dst_hist = np.bincount(target[..., c][inside], minlength=256).astype(np.float64)
-        src_cdf = np.cumsum(src_hist) / src_hist.sum()
-        dst_cdf = np.cumsum(dst_hist) / dst_hist.sum()
+        # Each source value goes to the target quantile of its pixels' middle rank, so a value shared by
+        # many pixels (e.g. clipped highlights) lands mid-way, not at the top of its range.
+        src_cdf = (np.cumsum(src_hist) - src_hist / 2) / src_hist.sum()
+        dst_cdf = (np.cumsum(dst_hist) - dst_hist / 2) / dst_hist.sum()
         lut = np.interp(src_cdf, dst_cdf, np.arange(256))
         out[..., c] = np.clip(lut + 0.5, 0, 255).astype(np.uint8)[face[..., c]]
     return out

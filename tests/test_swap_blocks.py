@@ -1,0 +1,151 @@
+"""Swap building blocks on real faces: inverse-warp blending, colour transfer, masks, smoothing, tracking."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from swapface.faces import AlignSpec, alignment_matrix, crop_face, make_backend, transform_points
+from swapface.faces.masks import hull_mask
+from swapface.media import open_media
+from swapface.swap.blend import BLEND_MODES, paste_face
+from swapface.swap.color import transfer_color
+from swapface.swap.masks import crop_pixels, face_mask
+from swapface.swap.smoothing import OneEuroFilter, landmark_filter
+from swapface.swap.tracking import FaceTracker
+
+from .conftest import STILLS, VIDEOS
+
+
+@pytest.fixture(scope="module")
+def face() -> tuple[np.ndarray, np.ndarray]:
+    """A real photo (lp_d9.jpg, 720x720) and its 68 landmarks."""
+    image = next(open_media(STILLS / "lp_d9.jpg")).image
+    faces = make_backend("dlib").detect(image)
+    assert len(faces) == 1
+    return image, faces[0].landmarks
+
+
+def _crop_and_mask(image: np.ndarray, landmarks: np.ndarray, size: int = 128):
+    spec = AlignSpec(size, "whole")
+    matrix = alignment_matrix(landmarks, spec)
+    crop = crop_face(image, matrix, size)
+    mask = face_mask("hull", None, transform_points(landmarks, matrix), size, crop_pixels(4, size),
+                     crop_pixels(12, size))
+    return matrix, crop, mask
+
+
+@pytest.mark.parametrize("mode", BLEND_MODES)
+def test_pasting_the_face_back_is_exact_in_place_and_untouched_elsewhere(face, mode: str) -> None:
+    """The inverse warp puts each crop pixel back where it came from (sub-pixel): pasting a face's own
+    crop changes the frame only by resampling blur, and nothing outside the returned region."""
+    image, landmarks = face
+    matrix, crop, mask = _crop_and_mask(image, landmarks, 256)
+    out = image.copy()
+    region = paste_face(out, crop, mask, matrix, mode)
+    assert region is not None
+    x0, y0, x1, y1 = region
+    outside = np.ones(image.shape[:2], bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(out[outside], image[outside])
+    inside = hull_mask(landmarks, image.shape[:2]) > 0.99
+    diff = np.abs(out.astype(int) - image.astype(int))[inside]
+    assert diff.mean() < 2.5
+    # A half-pixel misplacement of the paste would give a much larger error on this textured face.
+    shifted = matrix.copy()
+    shifted[:, 2] += shifted[:, :2] @ np.array([1.0, 1.0])
+    wrong = image.copy()
+    paste_face(wrong, crop, mask, shifted, mode)
+    assert np.abs(wrong.astype(int) - image.astype(int))[inside].mean() > 1.5 * diff.mean()
+
+
+def test_blending_a_recoloured_face_leaves_no_step_at_the_mask_edge(face) -> None:
+    """Paste a brightened face: laplacian and poisson blends spread the change smoothly, so the
+    largest jump across the mask boundary is below the hard paste's."""
+    image, landmarks = face
+    matrix, crop, mask = _crop_and_mask(image, landmarks, 256)
+    bright = np.clip(crop.astype(int) + 40, 0, 255).astype(np.uint8)
+    hard = (mask > 0.5).astype(np.float32)
+    edge_of = {}
+    for mode, m in (("hard", hard), ("laplacian", mask), ("poisson", mask), ("feather", mask)):
+        out = image.copy()
+        paste_face(out, bright, m, matrix, "feather" if mode == "hard" else mode)
+        change = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY).astype(np.float32) - cv2.cvtColor(
+            image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        gradient = np.hypot(cv2.Sobel(change, cv2.CV_32F, 1, 0), cv2.Sobel(change, cv2.CV_32F, 0, 1))
+        edge_of[mode] = float(np.percentile(gradient, 99.9))
+    for mode in ("laplacian", "poisson", "feather"):
+        assert edge_of[mode] < 0.6 * edge_of["hard"], edge_of
+
+
+@pytest.mark.parametrize("mode", ["reinhard", "histogram"])
+def test_colour_transfer_matches_the_target_inside_the_mask(face, mode: str) -> None:
+    image, landmarks = face
+    _, crop, mask = _crop_and_mask(image, landmarks)
+    cast = np.clip(crop.astype(int) * np.array([1.15, 0.85, 0.8]) + 10, 0, 255).astype(np.uint8)
+    fixed = transfer_color(cast, crop, mask, mode)
+    inside = mask > 0.5
+    before = np.abs(cast[inside].mean(0) - crop[inside].mean(0)).max()
+    after = np.abs(fixed[inside].mean(0) - crop[inside].mean(0)).max()
+    assert before > 15 and after < 3, (before, after)
+    assert np.array_equal(transfer_color(cast, crop, mask, "none"), cast)
+
+
+def test_mask_modes_erode_and_scale(face) -> None:
+    image, landmarks = face
+    spec = AlignSpec(128, "whole")
+    matrix = alignment_matrix(landmarks, spec)
+    points = transform_points(landmarks, matrix)
+    learned = np.zeros((128, 128), np.float32)
+    learned[:, :64] = 1.0  # a "learned" mask covering the left half only
+    hull = face_mask("hull", None, points, 128)
+    both = face_mask("both", learned, points, 128)
+    assert both.sum() < 0.6 * hull.sum() and np.all(both <= hull + 1e-6)
+    eroded = face_mask("hull", None, points, 128, erode_px=crop_pixels(16, 128))
+    assert eroded.sum() < 0.9 * hull.sum()
+    assert crop_pixels(8, 256) == 2 * crop_pixels(8, 128)  # relative to the face, whatever the crop
+
+
+def test_one_euro_steadies_a_still_face_and_follows_a_move() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.uniform(100, 300, (68, 2))
+    smoother = landmark_filter(1.0)
+    assert isinstance(smoother, OneEuroFilter)
+    raw_jitter, smooth_jitter, previous, previous_raw = [], [], None, None
+    for i in range(60):  # 2 s at 30 fps, 1 px landmark noise
+        raw = base + rng.normal(0, 1.0, base.shape)
+        out = smoother(raw, i / 30, scale=200.0)
+        if previous is not None:
+            raw_jitter.append(np.abs(raw - previous_raw).mean())
+            smooth_jitter.append(np.abs(out - previous).mean())
+        previous, previous_raw = out, raw
+    assert np.mean(smooth_jitter) < 0.5 * np.mean(raw_jitter)
+    for i in range(60, 66):  # the head moves 40 px and stays: caught up within 0.2 s
+        out = smoother(base + 40.0, i / 30, scale=200.0)
+    assert np.abs(out - (base + 40.0)).mean() < 2.0
+    assert landmark_filter(0.0) is None
+
+
+def test_tracker_keeps_one_identity_drops_vanished_faces_and_smooths(tmp_path) -> None:
+    backend = make_backend("dlib")
+    tracker = FaceTracker(backend, make_backend("dlib", min_score=0.0), detect_every=5, smooth=1.0)
+    ids, detected, raw_motion, smooth_motion, previous = [], [], [], [], None
+    for frame in open_media(VIDEOS / "lp_d3.mp4"):
+        if frame.index == 40:
+            break
+        image = frame.image if frame.index not in range(20, 24) else np.zeros_like(frame.image)
+        faces = tracker.update(image, frame.time)
+        if frame.index in range(20, 24):
+            assert faces == [], f"a face was kept on blank frame {frame.index}"
+            previous = None
+            continue
+        assert len(faces) == 1, frame.index
+        ids.append(faces[0].track_id)
+        detected.append(faces[0].detected)
+        if previous is not None:
+            raw_motion.append(np.abs(faces[0].raw_landmarks - previous[1]).mean())
+            smooth_motion.append(np.abs(faces[0].landmarks - previous[0]).mean())
+        previous = (faces[0].landmarks, faces[0].raw_landmarks)
+    assert set(ids[:20]) == {0} and set(ids[20:]) == {1}  # one track before the gap, a new one after
+    assert np.mean(smooth_motion) < np.mean(raw_motion)
