@@ -1,0 +1,77 @@
+"""The demo: the whole pipeline on public-domain photos that ship with installed packages.
+
+Clips are animated from the portraits of astronaut Eileen Collins (A) and Grace Hopper (B); their faces
+are extracted, the bundled demo model is fine-tuned on them briefly (or trained from scratch with
+`rebuild=True`, which is how the bundled model was made), the astronaut clip is swapped to Grace
+Hopper's face, and the swap is evaluated.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from swapface.demo_clips import make_demo_clips
+from swapface.eval.evaluate import EvalOptions, EvalResult, evaluate
+from swapface.eval.report import write_report
+from swapface.faces import AlignSpec
+from swapface.faceset.extract import ExtractOptions, extract
+from swapface.modeldir import load_model, save_model
+from swapface.swap.pipeline import SwapOptions, SwapStats, swap_media
+from swapface.train.loop import TrainOptions, TrainResult, train
+
+DEMO_MODEL = "demo_model"  # folder inside swapface/assets holding the bundled model (config + weights)
+FACE_SIZE = 128
+
+
+@dataclass
+class DemoResult:
+    clip: Path
+    swapped: Path
+    report: Path
+    training: TrainResult
+    swap: SwapStats
+    evaluation: EvalResult
+
+
+def bundled_model() -> Path:
+    """The demo model that ships inside the package."""
+    return Path(str(resources.files("swapface") / "assets" / DEMO_MODEL))
+
+
+def run_demo(output: Path, steps: int = 150, frames: int = 48, rebuild: bool = False,
+             say: Callable[[str], None] = print) -> DemoResult:
+    """Run the demo into `output`; with `rebuild`, train from scratch for `steps` and refresh the bundled
+    model instead of fine-tuning it."""
+    output.mkdir(parents=True, exist_ok=True)
+    say("1/4 making demo clips from the bundled public-domain portraits")
+    clips = make_demo_clips(output / "clips", frames)
+    say("2/4 extracting faces")
+    facesets = {}
+    for name, clip in clips.items():
+        facesets[name] = output / "faces" / name
+        if facesets[name].exists():
+            shutil.rmtree(facesets[name])
+        extract([clip], facesets[name], ExtractOptions(spec=AlignSpec(FACE_SIZE, "whole")))
+    model_dir = output / "model"
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    init = None if rebuild else bundled_model()
+    say(f"3/4 training {'from scratch' if rebuild else 'from the bundled demo model'} for {steps} steps")
+    training = train(facesets["astronaut"], facesets["grace_hopper"], model_dir,
+                     TrainOptions(preset="tiny", steps=steps, init_from=init, preview_every=max(steps // 4, 1),
+                                  save_every=max(steps // 2, 1)),
+                     message=say)
+    if rebuild:
+        model, _ = load_model(model_dir)
+        save_model(bundled_model(), model, {"made_by": f"swapface demo --rebuild-model --steps {steps}"})
+    say("4/4 swapping the astronaut's face for Grace Hopper's, then evaluating")
+    swapped = output / "swapped.mp4"
+    stats = swap_media(clips["astronaut"], model_dir, swapped, SwapOptions(direction="a2b"))
+    evaluation = evaluate(clips["astronaut"], swapped, facesets["grace_hopper"], facesets["astronaut"],
+                          EvalOptions())
+    _, report = write_report(output / "report", evaluation, None)
+    return DemoResult(clips["astronaut"], swapped, report, training, stats, evaluation)
