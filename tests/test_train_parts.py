@@ -1,0 +1,85 @@
+"""Building blocks of training on real faces: SSIM against scikit-image, feature-weighted losses,
+augmentation geometry, data loading and the resumable sharded sampler."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from skimage import data
+from skimage.metrics import structural_similarity
+
+from swapface.train.augment import AugmentOptions, augment
+from swapface.train.data import ShardSampler, load_faces, split_holdout
+from swapface.train.losses import reconstruction_losses, ssim_map
+
+torch.set_num_threads(1)
+
+
+def _tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+
+
+def test_ssim_matches_scikit_image() -> None:
+    clean = data.astronaut()[:160, 160:320].astype(np.float32) / 255
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 0.05, clean.shape), 0, 1).astype(np.float32)
+    ours = ssim_map(_tensor(clean), _tensor(noisy))[0].permute(1, 2, 0).numpy()
+    _, reference = structural_similarity(clean, noisy, channel_axis=2, data_range=1, gaussian_weights=True,
+                                         sigma=1.5, use_sample_covariance=False, full=True)
+    inner = (slice(5, -5), slice(5, -5))  # the borders differ by design: we reflect, scikit-image crops
+    assert np.abs(ours[inner] - reference[inner]).max() < 1e-3
+    assert float(ssim_map(_tensor(clean), _tensor(clean)).min()) > 0.999
+
+
+def test_faces_load_with_masks_and_feature_weights(faceset_a) -> None:
+    faces = load_faces(faceset_a, 64)
+    assert faces.images.shape == (60, 3, 64, 64) and faces.images.dtype == torch.uint8
+    assert faces.coverage == "whole"
+    images, masks, weights = faces.batch(torch.tensor([0, 30]))
+    # the hull covers the face, not the whole crop; eyes and mouth weigh more than the cheeks
+    assert 0.3 < float(masks.mean()) < 0.8
+    eyes = faces.landmarks[0][36:42].mean(0).round().astype(int)
+    assert float(weights[0, 0, eyes[1], eyes[0]]) > 2 * float(weights[0, 0, 2, 2])
+    train, held = split_holdout(faces, 0.2)
+    assert (len(train), len(held)) == (48, 12)
+    assert torch.equal(held.images[0], faces.images[48])
+
+
+def test_error_on_the_eyes_costs_more_than_on_the_cheek(faceset_a) -> None:
+    faces = load_faces(faceset_a, 64)
+    images, masks, weights = faces.batch(torch.tensor([5]))
+    eye = faces.landmarks[5][36:42].mean(0).round().astype(int)
+    cheek = faces.landmarks[5][[2, 3, 48]].mean(0).round().astype(int)  # between jaw and mouth corner
+    losses = []
+    for x, y in (eye, cheek):
+        damaged = images.clone()
+        damaged[..., y - 2:y + 3, x - 2:x + 3] = 1 - damaged[..., y - 2:y + 3, x - 2:x + 3]
+        losses.append(float(reconstruction_losses(damaged, masks, images, masks, weights)["l1"]))
+    assert losses[0] > 1.5 * losses[1]
+
+
+def test_augmentation_moves_masks_with_faces_and_warps_only_the_input(faceset_a) -> None:
+    faces = load_faces(faceset_a, 64)
+    images, masks, weights = faces.batch(torch.arange(8))
+    flip_only = AugmentOptions(flip=1.0, rotate=0, scale=0, shift=0, warp=0, brightness=0, contrast=0, saturation=0)
+    warped, target, mask, _ = augment(images, masks, weights, flip_only, torch.Generator().manual_seed(0))
+    assert torch.allclose(target, images.flip(-1), atol=1e-4)
+    assert torch.allclose(mask, masks.flip(-1), atol=1e-4)
+    assert torch.allclose(warped, target, atol=1e-4)
+    warped, target, mask, _ = augment(images, masks, weights, AugmentOptions(), torch.Generator().manual_seed(0))
+    difference = float((warped - target).abs().mean())
+    assert 0.005 < difference < 0.1  # warped, but still the same face
+    # the mask still sits on the face: the target is brighter-than-background skin where the mask is
+    assert float((mask > 0.5).float().mean()) > 0.25
+
+
+def test_sampler_shards_are_disjoint_and_its_state_resumes_exactly() -> None:
+    ranks = [ShardSampler(10, rank, 2, seed=rank) for rank in range(2)]
+    seen = [set(torch.cat([r.next(4) for _ in range(5)]).tolist()) for r in ranks]
+    assert seen[0] == {0, 2, 4, 6, 8} and seen[1] == {1, 3, 5, 7, 9}
+    sampler = ShardSampler(7, 0, 1, seed=3)
+    sampler.next(5)
+    state = {k: v.clone() for k, v in sampler.state_dict().items()}
+    expected = [sampler.next(3).tolist() for _ in range(4)]
+    fresh = ShardSampler(7, 0, 1, seed=99)
+    fresh.load_state_dict(state)
+    assert [fresh.next(3).tolist() for _ in range(4)] == expected
