@@ -11,6 +11,7 @@ from swapface.faces.masks import hull_mask
 from swapface.media import open_media
 from swapface.swap.blend import BLEND_MODES, paste_face
 from swapface.swap.color import transfer_color
+from swapface.swap.crops import crop_face_window
 from swapface.swap.masks import crop_pixels, face_mask
 from swapface.swap.smoothing import OneEuroFilter, landmark_filter
 from swapface.swap.tracking import FaceTracker
@@ -149,3 +150,23 @@ def test_tracker_keeps_one_identity_drops_vanished_faces_and_smooths(tmp_path) -
         previous = (faces[0].landmarks, faces[0].raw_landmarks)
     assert set(ids[:20]) == {0} and set(ids[20:]) == {1}  # one track before the gap, a new one after
     assert np.mean(smooth_motion) < np.mean(raw_motion)
+
+
+@pytest.mark.parametrize("scale", [0.8, 0.45, 0.13])
+def test_crop_samples_exactly_where_the_matrix_says(scale: float) -> None:
+    """On a linear ramp (which area filters and bilinear sampling reproduce exactly), crop pixel
+    (u, v) must show source point matrix^-1 (u, v), also when the crop shrinks the face 8x; the
+    paste-back uses that same matrix, so any error here would shift the swapped face."""
+    yy, xx = np.mgrid[0:1080, 0:1920].astype(np.float32)
+    ramp = np.dstack([xx / 8, yy / 8, (xx + yy) / 16])
+    angle, size = 0.2, 128
+    matrix = scale * np.array([[np.cos(angle), -np.sin(angle), 0.0], [np.sin(angle), np.cos(angle), 0.0]])
+    matrix[:, 2] = [size / 2, size / 2] - matrix[:, :2] @ [960.25, 540.6]
+    crop = crop_face_window(ramp, matrix, size)
+    u, v = np.meshgrid(np.arange(size), np.arange(size))
+    inverse = cv2.invertAffineTransform(matrix)
+    x = inverse[0, 0] * u + inverse[0, 1] * v + inverse[0, 2]
+    y = inverse[1, 0] * u + inverse[1, 1] * v + inverse[1, 2]
+    inner = (slice(8, -8), slice(8, -8))
+    assert np.abs(crop[..., 0] * 8 - x)[inner].max() < 0.15
+    assert np.abs(crop[..., 1] * 8 - y)[inner].max() < 0.15

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from swapface.faces import AlignSpec, FaceBackend, alignment_matrix, crop_face
+from swapface.faces import AlignSpec, FaceBackend, alignment_matrix
 from swapface.faces.backend import DetectedFace
+from swapface.swap.crops import crop_face_window
 from swapface.swap.smoothing import OneEuroFilter, landmark_filter
 
 WINDOW_GROW = 0.6  # the local search window extends the last box by this fraction on each side
@@ -60,7 +61,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def face_thumbnail(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Aligned 32x32 grey face, zero-mean and unit-norm, for a cheap same-face check."""
-    crop = crop_face(image, alignment_matrix(landmarks, THUMB_SPEC), THUMB_SPEC.size)
+    crop = crop_face_window(image, alignment_matrix(landmarks, THUMB_SPEC), THUMB_SPEC.size)
     grey = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (32, 32), interpolation=cv2.INTER_AREA)
     v = grey.astype(np.float32).ravel()
     v -= v.mean()
