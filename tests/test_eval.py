@@ -4,6 +4,7 @@ report renders offline, and bad inputs give one-line errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -128,6 +129,28 @@ def test_other_person_as_target_is_not_closer():
     assert result.original is None
     assert result.closer_to_target <= 0.1
     assert result.summaries["d_target"].median > 0.6 > result.summaries["d_original"].median
+
+
+def test_numbers_do_not_depend_on_the_number_of_workers():
+    options = EvalOptions(max_frames=12)
+    alone = evaluate(CLIP, CLIP, OTHER_PERSON, None, options)
+    pooled = evaluate(CLIP, CLIP, OTHER_PERSON, None, dataclasses.replace(options, workers=2))
+    np.testing.assert_equal([dataclasses.asdict(f) for f in pooled.frames],
+                            [dataclasses.asdict(f) for f in alone.frames])
+    assert pooled.closer_to_target == alone.closer_to_target
+
+
+def test_original_identity_from_source_faces_that_sampling_skipped(tmp_path, clip_frames):
+    # Faces only on frames 1 and 2: the every-5th-frame sample of source faces finds none.
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    write_rgb(frames / "0.png", np.ascontiguousarray(np.flipud(clip_frames[0][:160])))  # backdrop, no face
+    write_rgb(frames / "1.png", clip_frames[1])
+    write_rgb(frames / "2.png", clip_frames[2])
+    result = evaluate(frames, frames, OTHER_PERSON)
+    assert [f.face for f in result.frames] == [False, True, True]
+    assert all(f.d_original < 0.3 for f in result.frames[1:])  # the same faces as the source's
+    assert result.closer_to_target == 0.0
 
 
 def test_jittered_face_raises_flicker_ratio(videos, clip_frames, face_box, control_eval):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -38,6 +39,8 @@ def eval_command(
     detector: Annotated[str, typer.Option(help="Face detector: hog (fast) or cnn (slower, finds harder "
                                                "faces).")] = "hog",
     min_face: Annotated[int, typer.Option("--min-face", help="Smallest face to look for, in pixels.", min=8)] = 80,
+    workers: Annotated[int, typer.Option(help="Face-analysis processes (default: one per CPU core).",
+                                         min=1)] = os.cpu_count() or 1,
 ) -> None:
     """Score a swapped video against its source, and/or a model's reconstructions of held-out faces."""
     with user_errors():
@@ -55,7 +58,7 @@ def eval_command(
 
         video = None
         if source is not None:
-            options = EvalOptions(detector=detector, min_face=min_face, max_frames=max_frames)
+            options = EvalOptions(detector=detector, min_face=min_face, max_frames=max_frames, workers=workers)
             video = _evaluate_video(source, swapped, target, original, options)
         reconstruction = None
         if model is not None:

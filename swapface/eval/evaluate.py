@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from swapface.errors import InputError
+from swapface.eval.analysis import AnalysisOptions, PairAnalysis, analysed_pairs
 from swapface.eval.metrics import (
     Summary,
     angle_difference,
@@ -33,7 +34,7 @@ from swapface.eval.metrics import (
     summarise,
     temporal_change,
 )
-from swapface.faces import AlignSpec, DetectedFace, FaceBackend, alignment_matrix, crop_face, make_backend
+from swapface.faces import AlignSpec, FaceBackend, alignment_matrix, crop_face, make_backend
 from swapface.faces.align import transform_points
 from swapface.faces.masks import hull_mask
 from swapface.faceset.extract import reference_embedding
@@ -53,6 +54,7 @@ class EvalOptions:
     detector: str = "hog"
     min_face: int = 80
     max_frames: int | None = None  # stop after this many frames of each stream (quick checks, tests)
+    workers: int = 1  # processes for face detection and embeddings
     strips: int = 4  # evenly spaced frames shown in the report
     worst_strips: int = 2  # worst frames shown per metric
 
@@ -234,17 +236,6 @@ class _Thumbnails:
         return list(chosen.values())
 
 
-def _pick_face(faces: list[DetectedFace], image: np.ndarray, backend: FaceBackend,
-               original: np.ndarray | None) -> tuple[DetectedFace, np.ndarray | None]:
-    """The face to judge: the one most like the original person when there are several and we know
-    who it is, otherwise the largest. Returns its embedding when it had to be computed."""
-    if original is not None and len(faces) > 1:
-        embeddings = backend.embed_many(image, [f.landmarks for f in faces])
-        best = int(np.argmin([identity_distance(e, original) for e in embeddings]))
-        return faces[best], embeddings[best]
-    return max(faces, key=lambda f: f.size), None
-
-
 def _thumbnail(crop: np.ndarray) -> np.ndarray:
     return cv2.resize(crop, (STRIP_SIZE, STRIP_SIZE), interpolation=cv2.INTER_AREA)
 
@@ -261,11 +252,9 @@ def _strip(frame: Frame, reason: str, source: np.ndarray, swapped: np.ndarray, m
 
 
 class _FrameJudge:
-    """Measures one frame pair at a time and remembers what the next frame needs."""
+    """Measures one analysed frame pair at a time and remembers what the next frame needs."""
 
-    def __init__(self, backend: FaceBackend, options: EvalOptions, target: np.ndarray,
-                 original: np.ndarray | None) -> None:
-        self.backend = backend
+    def __init__(self, options: EvalOptions, target: np.ndarray, original: np.ndarray | None) -> None:
         self.options = options
         self.spec = AlignSpec(options.crop_size, options.coverage)
         self.band = max(1, round(options.seam_band * options.crop_size))
@@ -273,37 +262,37 @@ class _FrameJudge:
         self.original = original
         self.previous: _Previous | None = None
         self.swapped_embeddings: list[np.ndarray] = []  # one per frame with a face, for d_original
-        self.source_embedding_sum = np.zeros(128, np.float64)  # the original identity, if not given
+        self.source_embeddings: list[np.ndarray] = []  # sampled source faces: the original, if not given
+        self.unsampled: tuple[np.ndarray, np.ndarray] | None = None  # a source face to embed if none was
         self.thumbnails = _Thumbnails(options.strips, options.worst_strips)
 
-    def measure(self, source: Frame, swapped: Frame) -> FrameScores:
+    def measure(self, source: Frame, swapped: Frame, analysis: PairAnalysis) -> FrameScores:
         scores = FrameScores(source.index, source.time)
-        faces = self.backend.detect(source.image)
-        if not faces:
+        if analysis.face is None:
             self.previous = None
             return scores
-        face, source_embedding = _pick_face(faces, source.image, self.backend, self.original)
         scores.face = True
-        landmarks = face.landmarks
-        # The swapped face is looked for where the source face was: a swap keeps the face in place.
-        swapped_landmarks = self.backend.landmarks(swapped.image, face.bbox)
-
-        embedding = self.backend.embed(swapped.image, swapped_landmarks)
-        self.swapped_embeddings.append(embedding)
-        scores.d_target = identity_distance(embedding, self.target)
+        landmarks, swapped_landmarks = analysis.face.landmarks, analysis.swapped_landmarks
+        self.swapped_embeddings.append(analysis.swapped_embedding)
+        if analysis.source_embedding is not None:
+            self.source_embeddings.append(analysis.source_embedding)
+            self.unsampled = None
+        elif self.original is None and not self.source_embeddings and self.unsampled is None:
+            self.unsampled = (source.image, landmarks)
+        scores.d_target = identity_distance(analysis.swapped_embedding, self.target)
         if self.original is not None:
-            scores.d_original = identity_distance(embedding, self.original)
-        else:
-            if source_embedding is None:
-                source_embedding = self.backend.embed(source.image, landmarks)
-            self.source_embedding_sum += source_embedding
+            scores.d_original = identity_distance(analysis.swapped_embedding, self.original)
 
         scores.nme = landmark_nme(swapped_landmarks, landmarks)
         size = source.image.shape[:2]
-        source_pose = head_pose(landmarks, size)
-        difference = angle_difference(head_pose(swapped_landmarks, size), source_pose)
-        scores.yaw_diff, scores.pitch_diff, scores.roll_diff = difference.yaw, difference.pitch, difference.roll
-        scores.source_yaw = source_pose.yaw
+        try:
+            source_pose = head_pose(landmarks, size)
+            difference = angle_difference(head_pose(swapped_landmarks, size), source_pose)
+        except (ValueError, cv2.error):
+            pass  # degenerate landmarks: pose stays unmeasured (NaN) for this frame
+        else:
+            scores.yaw_diff, scores.pitch_diff, scores.roll_diff = difference.yaw, difference.pitch, difference.roll
+            scores.source_yaw = source_pose.yaw
 
         # Both frames are cropped with the source's alignment: head motion cancels, added jitter does not.
         matrix = alignment_matrix(landmarks, self.spec)
@@ -328,11 +317,14 @@ class _FrameJudge:
                                     make("most added flicker"))
         return scores
 
-    def original_identity(self, faces: int) -> np.ndarray | None:
-        """The original person: given, or the mean of the source frames' own faces."""
+    def original_identity(self, backend: FaceBackend) -> np.ndarray:
+        """The original person: given, or the mean of (a sample of) the source frames' own faces."""
         if self.original is not None:
             return self.original
-        return self.source_embedding_sum / faces if faces else None
+        if not self.source_embeddings and self.unsampled is not None:
+            # Faces only on frames the sampling skipped: embed the first of them.
+            self.source_embeddings.append(backend.embed(*self.unsampled))
+        return np.mean(self.source_embeddings, 0)
 
 
 # -- the stage ----------------------------------------------------------------------------------------
@@ -347,20 +339,22 @@ def evaluate(source: Path, swapped: Path, target: Path, original: Path | None = 
     backend = backend or make_backend("dlib", detector=options.detector, min_face=options.min_face)
     target_embedding = reference_embedding(target, backend)
     original_embedding = reference_embedding(original, backend) if original is not None else None
-    judge = _FrameJudge(backend, options, target_embedding, original_embedding)
+    judge = _FrameJudge(options, target_embedding, original_embedding)
+    analysis = AnalysisOptions(options.detector, options.min_face, original_embedding)
 
     frames: list[FrameScores] = []
-    for source_frame, swapped_frame in lockstep(source, swapped, options.max_frames):
-        frames.append(judge.measure(source_frame, swapped_frame))
+    pairs = lockstep(source, swapped, options.max_frames)
+    for source_frame, swapped_frame, found in analysed_pairs(pairs, analysis, options.workers, backend):
+        frames.append(judge.measure(source_frame, swapped_frame, found))
         if progress is not None:
             progress(len(frames), total)
     with_face = [f for f in frames if f.face]
     if not with_face:
         raise InputError(source, f"no face found in any of its {len(frames)} frames")
 
-    original_identity = judge.original_identity(len(with_face))
     if original_embedding is None:
-        distances = identity_distance(np.stack(judge.swapped_embeddings), original_identity)
+        # The mean of the source's faces is known only now: compare every swapped face with it.
+        distances = identity_distance(np.stack(judge.swapped_embeddings), judge.original_identity(backend))
         for scores, distance in zip(with_face, np.atleast_1d(distances), strict=True):
             scores.d_original = float(distance)
     closer = float(np.mean([f.d_target < f.d_original for f in with_face]))
