@@ -9,7 +9,9 @@ timestamps; frames without a face to swap pass through untouched.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
+import os
 import queue
 import threading
 import time
@@ -60,6 +62,7 @@ class SwapOptions:
     video: VideoSettings = field(default_factory=VideoSettings)
     patches: Path | None = None
     queue_frames: int = 8
+    blend_workers: int | None = None  # threads compositing faces (None: one per core but one, up to 8)
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -170,6 +173,12 @@ class FaceSwapper:
         self.times = times or StageTimes()
         self.patches = patches
         self.identity = DIRECTIONS[options.direction]
+        workers = options.blend_workers or min(8, max(1, (os.cpu_count() or 1) - 1))
+        self._pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="swapface-blend") if workers > 1 else None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
 
     def prepare(self, frame: Frame, faces: list[TrackedFace]) -> _Pending:
         """Align and crop the faces to swap (at the model's resolution and coverage)."""
@@ -186,15 +195,27 @@ class FaceSwapper:
             return
         with self.times("model"):
             rgb, masks = self._infer(np.stack(crops))
-        k = 0
+        jobs = []
+        for pending in batch:
+            for i, (face, matrix, crop) in enumerate(zip(pending.faces, pending.matrices, pending.crops,
+                                                         strict=True)):
+                jobs.append((pending, i, face, matrix, crop, rgb[len(jobs)], masks[len(jobs)]))
         with self.times("blend"):
-            for pending in batch:
-                if not pending.crops:
-                    continue
-                for i, (face, matrix, crop) in enumerate(zip(pending.faces, pending.matrices, pending.crops,
-                                                             strict=True)):
-                    self._composite(pending, i, face, matrix, crop, rgb[k], masks[k])
-                    k += 1
+            if self._pool is None:
+                for job in jobs:
+                    self._composite(*job)
+            else:
+                # OpenCV releases the GIL: frames of a batch composite in parallel. Faces of one frame
+                # stay in one task, in order, since they may overlap.
+                by_frame: dict[int, list] = defaultdict(list)
+                for job in jobs:
+                    by_frame[id(job[0])].append(job)
+                for future in [self._pool.submit(self._composite_all, group) for group in by_frame.values()]:
+                    future.result()
+
+    def _composite_all(self, jobs: list) -> None:
+        for job in jobs:
+            self._composite(*job)
 
     def _infer(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = torch.from_numpy(crops).to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
@@ -269,11 +290,11 @@ class _Ahead:
 class _Behind:
     """Call `consume(item)` in a thread, at most `size` items behind the producer (encoding behind)."""
 
-    def __init__(self, consume: Callable[[object], None], size: int, times: StageTimes, stage: str) -> None:
+    def __init__(self, consume: Callable[[object], None], size: int, times: StageTimes, stage: str | None) -> None:
         self._consume, self._times, self._stage = consume, times, stage
         self._queue: queue.Queue = queue.Queue(maxsize=size)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=f"swapface-{stage}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"swapface-{stage or 'swap'}", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -282,8 +303,11 @@ class _Behind:
             if item is _DONE or self._error is not None:
                 return
             try:
-                with self._times(self._stage):
+                if self._stage is None:  # the consumer times its own parts
                     self._consume(item)
+                else:
+                    with self._times(self._stage):
+                        self._consume(item)
             except BaseException as exc:
                 self._error = exc
 
@@ -372,6 +396,7 @@ def swap_media(input_path: str | Path, model_dir: str | Path, output: str | Path
             writer = stack.enter_context(ImageWriter(output, single=kind == "image"))
         patches = stack.enter_context(PatchWriter(options.patches)) if options.patches else None
         swapper = FaceSwapper(model, spec, options, stats.times, patches)
+        stack.callback(swapper.close)
         frames = _in_range(open_media(input_path), options.start, options.end) if info.kind == "video" \
             else open_media(input_path)
         _run(frames, tracker, swapper, writer.write, options, stats, progress)
@@ -381,26 +406,27 @@ def swap_media(input_path: str | Path, model_dir: str | Path, output: str | Path
 def _run(frames: Iterable[Frame], tracker: FaceTracker, swapper: FaceSwapper,
          write: Callable[[Frame, np.ndarray], None], options: SwapOptions, stats: SwapStats,
          progress: ProgressCallback | None) -> None:
-    """Decode ahead, track and swap in batches, encode behind; every frame written once, in order."""
+    """Four stages, each in its own thread, joined by bounded queues: decode ahead; track faces (here);
+    model + composite a batch; encode behind. Batches and frames stay in order end to end."""
     started = time.perf_counter()
     times = stats.times
     reader = _Ahead(frames, options.queue_frames, times, "decode")
     encoder = _Behind(lambda item: write(*item), options.queue_frames, times, "encode")
-    pending: list[_Pending] = []
 
-    def flush() -> None:
-        swapper.run(pending)
-        for item in pending:
+    def swap_batch(batch: list[_Pending]) -> None:
+        swapper.run(batch)
+        for item in batch:
             encoder.put((item.frame, item.image))
             stats.frames += 1
             if item.faces:
                 stats.frames_swapped += 1
                 stats.faces_swapped += len(item.faces)
-        pending.clear()
         stats.seconds = time.perf_counter() - started
         if progress is not None:
             progress(stats)
 
+    swapping = _Behind(swap_batch, 2, times, None)
+    pending: list[_Pending] = []
     try:
         for frame in reader:
             with times("detect"):
@@ -408,9 +434,13 @@ def _run(frames: Iterable[Frame], tracker: FaceTracker, swapper: FaceSwapper,
             pending.append(swapper.prepare(frame, faces))
             waiting_faces = sum(len(p.crops) for p in pending)
             if waiting_faces >= options.batch_size or len(pending) >= options.queue_frames:
-                flush()
-        flush()
+                swapping.put(pending)
+                pending = []
+        if pending:
+            swapping.put(pending)
+        swapping.close()
     except BaseException:
+        swapping.abort()
         encoder.abort()
         raise
     finally:
