@@ -180,7 +180,9 @@ def main() -> None:
             rows = []
             for label, model, step, precision in (("classic (eager fp32)", classic, classic_step, "fp32"),
                                                   ("swapface", trainer.model, trainer.train_step, trainer.precision)):
+                compiled, trainer.forward = trainer.forward, trainer.ddp  # count FLOPs on the eager model
                 flops = step_flops(step)
+                trainer.forward = compiled
                 rate = images_per_second(step, images, args.steps, args.warmup, device)
                 achieved = flops / images * rate
                 rows.append((label, precision, sum(p.numel() for p in model.parameters()) / 1e6, flops / images / 1e9,

@@ -15,6 +15,7 @@ from swapface.modeldir import load_tensors, read_metadata, save_tensors
 CHECKPOINT_FILE = "checkpoint.safetensors"
 SNAPSHOT_DIR = "snapshots"
 _STATE_KEY = "swapface_train_state"
+_DEVICE_FLAGS = ("fused", "foreach", "capturable", "differentiable")
 
 
 def flatten(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -39,9 +40,12 @@ def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Te
     for name, value in tensors.items():
         index, key = name.split(".", 1)
         state.setdefault(int(index), {})[key] = value
-    for group in groups:
+    for group, current in zip(groups, optimizer.param_groups, strict=False):
         if "betas" in group:
             group["betas"] = tuple(group["betas"])
+        for key in _DEVICE_FLAGS:  # implementation choices of this run's device, not training state
+            if key in current:
+                group[key] = current[key]
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 

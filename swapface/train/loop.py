@@ -193,12 +193,13 @@ class Trainer:
         if device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(trainable, lr=options.lr, betas=(0.9, 0.99), weight_decay=0.0)
+        fused = device.type == "cuda"  # one kernel for all parameters instead of several per tensor
+        self.optimizer = torch.optim.AdamW(trainable, lr=options.lr, betas=(0.9, 0.99), weight_decay=0.0, fused=fused)
         self.discriminator = self.disc_optimizer = None
         if options.gan_weight > 0:
             self.discriminator = PatchDiscriminator().to(device)
             self.disc_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=options.lr,
-                                                    betas=(0.5, 0.99), weight_decay=0.0)
+                                                    betas=(0.5, 0.99), weight_decay=0.0, fused=fused)
         self.precision = options.precision or ("bf16" if device.type == "cuda" else "fp32")
         self.step, self.lr_scale = 0, 1.0
 
@@ -271,9 +272,8 @@ class Trainer:
             terms["gan_d"] = discriminator_gan_loss(real, fake)
             self.disc_optimizer.zero_grad(set_to_none=True)
             terms["gan_d"].backward()
-            if self.dist.enabled:
-                for p in self.discriminator.parameters():
-                    torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.AVG)
+            for p in self.discriminator.parameters():  # a plain module, so average its gradients by hand
+                p.grad = distributed.mean_across_ranks(p.grad, self.dist)
             self.disc_optimizer.step()
         terms["loss"] = loss
         return {key: value.detach() for key, value in terms.items()}
@@ -387,7 +387,6 @@ class Trainer:
         except (ValueError, KeyError, RuntimeError) as exc:
             raise InputError(path, f"cannot resume with these options ({exc}); use the --freeze and "
                                    "--gan-weight of the original run") from None
-        self._optimizer_to_device()
         self.step, self.lr_scale = int(state["step"]), float(state["lr_scale"])
         self._apply_lr()
         if state["world_size"] == self.dist.world_size:
@@ -395,15 +394,6 @@ class Trainer:
         else:
             self.message(f"checkpoint was made with {state['world_size']} rank(s), now {self.dist.world_size}: "
                          "data order and random state start afresh from the seed")
-
-    def _optimizer_to_device(self) -> None:
-        for optimizer in (self.optimizer, self.disc_optimizer):
-            if optimizer is None:
-                continue
-            for entry in optimizer.state.values():
-                for key, value in entry.items():
-                    if torch.is_tensor(value) and key != "step":
-                        entry[key] = value.to(self.device)
 
     def _apply_lr(self) -> None:
         for optimizer in (self.optimizer, self.disc_optimizer):
