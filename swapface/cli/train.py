@@ -65,10 +65,11 @@ def train_command(
                 bar.update(task, completed=progress.step, losses=text)
 
             result = train(faceset_a, faceset_b, model_dir, options, progress=show,
-                           message=lambda text: console.print(text, highlight=False))
+                           message=lambda text: console.print(text, highlight=False, soft_wrap=True))
         if result.interrupted:
             raise typer.Exit(130)
-        console.print(f"trained to step {result.step}: model in {model_dir}", highlight=False)
+        if result.main_process:
+            console.print(f"trained to step {result.step}: model in {model_dir}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -98,6 +98,7 @@ class TrainResult:
     interrupted: bool
     metrics: dict[str, float]
     model: SwapAutoencoder  # the trained model (on its training device, in train mode)
+    main_process: bool  # rank 0 (the one that reports) under torchrun; always True otherwise
 
 
 def _check_options(options: TrainOptions) -> None:
@@ -323,9 +324,9 @@ class Trainer:
                 self._log({"event": "eval", **self.evaluator(self.model, self.autocast(), self.device)})
             if stop_requested:
                 self.message(f"stopped at step {self.step}; checkpoint saved in {self.model_dir}")
-                return TrainResult(self.step, True, metrics, self.model)
+                return TrainResult(self.step, True, metrics, self.model, dist.is_main)
             window_start = time.perf_counter()
-        return TrainResult(self.step, False, metrics, self.model)
+        return TrainResult(self.step, False, metrics, self.model, dist.is_main)
 
     def _is_sync_step(self) -> bool:
         o = self.options
