@@ -273,3 +273,26 @@ def test_spec_follows_model_config(model_dir: Path) -> None:
 
     _, config, spec = load_swap_model(model_dir, "cpu")
     assert spec == AlignSpec(config.resolution, config.coverage) == AlignSpec(64, "whole")
+
+
+def test_4k_image_keeps_resolution_and_every_pixel_away_from_the_face(tmp_path: Path, model_dir: Path) -> None:
+    """A 3840x2160 frame: the face is swapped at full resolution, and PNG being lossless, every pixel
+    away from the face is bit-identical to the input."""
+    photo = next(open_media(STILLS / "df_damon_1.jpg")).image  # 600x800, face ~230 px
+    photo = cv2.resize(photo, None, fx=2.5, fy=2.5, interpolation=cv2.INTER_CUBIC)  # face ~570 px
+    canvas = np.full((2160, 3840, 3), 90, np.uint8)
+    canvas[100:100 + photo.shape[0], 1500:1500 + photo.shape[1]] = photo
+    src, out = tmp_path / "uhd.png", tmp_path / "uhd_swapped.png"
+    cv2.imwrite(str(src), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    stats = swap_media(src, model_dir, out, SwapOptions())
+    assert stats.faces_swapped == 1
+    result = next(open_media(out)).image
+    assert result.shape == canvas.shape
+    landmarks = _face_box(canvas)
+    x0, y0 = landmarks.min(0) - (landmarks.max(0) - landmarks.min(0))
+    x1, y1 = landmarks.max(0) + (landmarks.max(0) - landmarks.min(0))
+    away = np.ones(canvas.shape[:2], bool)
+    away[int(y0):int(y1), int(x0):int(x1)] = False
+    assert np.array_equal(result[away], canvas[away])
+    face = hull_mask(landmarks, canvas.shape[:2]) > 0.99
+    assert np.abs(result[face].astype(int) - canvas[face]).mean() > 8
