@@ -70,7 +70,10 @@ def test_loss_falls_and_outputs_are_written(faceset_a, faceset_b, tmp_path) -> N
 
 def test_resume_continues_exactly(faceset_a, faceset_b, tmp_path) -> None:
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    train(faceset_a, faceset_b, straight, _options(steps=12, save_every=6), message=_quiet)
+    train(faceset_a, faceset_b, straight, _options(steps=12, save_every=6, snapshot_every=6), message=_quiet)
+    snapshots = sorted(p.parent.name for p in (straight / "snapshots").glob("*/model.safetensors"))
+    assert snapshots == ["step-00000006", "step-00000012"]
+    load_model(straight / "snapshots" / "step-00000006")  # a snapshot is a model dir of its own
     train(faceset_a, faceset_b, resumed, _options(steps=6, save_every=6), message=_quiet)
     messages: list[str] = []
     train(faceset_a, faceset_b, resumed, _options(steps=12, save_every=6), message=messages.append)

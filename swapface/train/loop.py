@@ -27,7 +27,7 @@ from swapface.faceset import Faceset
 from swapface.media.images import write_rgb
 from swapface.model import SwapAutoencoder, preset
 from swapface.model.discriminator import PatchDiscriminator
-from swapface.modeldir import WEIGHTS_FILE, load_weights, read_config, save_weights, write_config
+from swapface.modeldir import WEIGHTS_FILE, load_weights, read_config, save_model, save_weights, write_config
 from swapface.train import distributed
 from swapface.train.augment import AugmentOptions, augment
 from swapface.train.checkpoint import (
@@ -69,7 +69,7 @@ class TrainOptions:
     kl_weight: float = 1e-3
     gan_weight: float = 0.0
     save_every: int = 500
-    snapshot_every: int = 5000  # keep a copy of the weights every N steps (0: never)
+    snapshot_every: int = 5000  # keep a model dir (weights + config) of every Nth step in snapshots/ (0: never)
     preview_every: int = 500
     log_every: int = 10
     eval_every: int = 0
@@ -372,7 +372,7 @@ class Trainer:
             write_config(self.model_dir, self.config, self._training_record())
             every = self.options.snapshot_every
             if every and self.step and self.step % every == 0:
-                save_weights(self.model_dir / SNAPSHOT_DIR / f"step-{self.step:08d}", self.model)
+                save_model(self.model_dir / SNAPSHOT_DIR / f"step-{self.step:08d}", self.model, self._training_record())
         distributed.barrier(self.dist)
 
     def _load(self, path: Path) -> None:
