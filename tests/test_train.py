@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from swapface.media.images import read_rgb
-from swapface.modeldir import load_model
+from swapface.model import SwapAutoencoder, preset
+from swapface.modeldir import load_model, save_model
 from swapface.train import loop
 from swapface.train.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from swapface.train.loop import METRICS_FILE, TrainOptions, train
@@ -177,6 +178,13 @@ def test_bad_model_dir_is_one_line_error(faceset_a, faceset_b, tmp_path) -> None
                               "--init-from", str(model_dir)), env=ENV, capture_output=True, text=True, timeout=120)
     assert run.returncode == 1
     assert len(run.stderr.strip().splitlines()) == 1 and "model.safetensors: missing" in run.stderr, run.stderr
+    plain = tmp_path / "plain"  # a finished model without a checkpoint is not overwritten
+    save_model(plain, SwapAutoencoder(preset("tiny")))
+    before = (plain / "model.safetensors").read_bytes()
+    run = subprocess.run(_cli(str(faceset_a), str(faceset_b), "-m", str(plain), "--preset", "tiny"), env=ENV,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "--init-from" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert (plain / "model.safetensors").read_bytes() == before
 
 
 def test_facesets_with_different_coverage_are_refused(faceset_a, faceset_b, tmp_path) -> None:

@@ -159,6 +159,9 @@ class Trainer:
         # -- model config: from the model dir when resuming, else the preset + the facesets' coverage
         coverage = faceset_coverage(*self.faceset_paths)
         self.resuming = (self.model_dir / CHECKPOINT_FILE).is_file()
+        if not self.resuming and (self.model_dir / WEIGHTS_FILE).exists():
+            raise InputError(self.model_dir, f"holds a model but no {CHECKPOINT_FILE} to resume from; train into a "
+                                             "new folder with --init-from to start from it")
         if self.resuming:
             config = read_config(self.model_dir)
             if options.resolution not in (None, config.resolution):
@@ -343,13 +346,14 @@ class Trainer:
             state.update(flatten(f"sampler_{name}", sampler.state_dict()))
         return state
 
-    def _set_rng_state(self, state: dict[str, torch.Tensor]) -> None:
+    def _set_rng_state(self, state: dict[str, torch.Tensor], data_order: bool) -> None:
         torch.set_rng_state(state["torch"])
         self.augment_generator.set_state(state["augment"])
         if "cuda" in state and self.device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda"], self.device)
-        for name, sampler in self.samplers.items():
-            sampler.load_state_dict(unflatten(f"sampler_{name}", state))
+        if data_order:
+            for name, sampler in self.samplers.items():
+                sampler.load_state_dict(unflatten(f"sampler_{name}", state))
 
     def _save(self) -> None:
         """Write checkpoint.safetensors (everything), then model.safetensors and config.json for swap."""
@@ -359,6 +363,7 @@ class Trainer:
             optim, groups = optimizer_tensors(self.optimizer)
             tensors.update(flatten("optim", optim))
             state = {"step": self.step, "lr_scale": self.lr_scale, "world_size": self.dist.world_size,
+                     "faces": [len(self.faces["a"]), len(self.faces["b"])],
                      "optim_groups": groups, "model": self.config.to_dict()}
             if self.discriminator is not None:
                 tensors.update(flatten("disc", self.discriminator.state_dict()))
@@ -390,8 +395,13 @@ class Trainer:
                                    "--gan-weight of the original run") from None
         self.step, self.lr_scale = int(state["step"]), float(state["lr_scale"])
         self._apply_lr()
+        same_faces = state["faces"] == [len(self.faces["a"]), len(self.faces["b"])]
+        if not same_faces:
+            self.message(f"the facesets hold {len(self.faces['a'])} + {len(self.faces['b'])} training faces, the "
+                         f"checkpoint was made with {state['faces'][0]} + {state['faces'][1]}: data order starts "
+                         "afresh")
         if state["world_size"] == self.dist.world_size:
-            self._set_rng_state(unflatten(f"rng{self.dist.rank}", tensors))
+            self._set_rng_state(unflatten(f"rng{self.dist.rank}", tensors), data_order=same_faces)
         else:
             self.message(f"checkpoint was made with {state['world_size']} rank(s), now {self.dist.world_size}: "
                          "data order and random state start afresh from the seed")
