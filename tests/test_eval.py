@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ import torch
 
 from swapface.errors import InputError
 from swapface.eval.evaluate import EvalOptions, evaluate, lockstep
-from swapface.eval.reconstruction import held_out_faces, reconstruction_scores
+from swapface.eval.heldout import held_out_faces, held_out_scores, score_direction
 from swapface.eval.report import write_report
 from swapface.faces import AlignSpec, make_backend
 from swapface.faces.masks import face_outline
@@ -189,7 +190,7 @@ def test_json_report_holds_every_frame(tmp_path, patch_eval):
     assert len(video["per_frame"]) == FRAMES and video["frames"]["with_face"] == FRAMES
     assert video["per_frame"][0]["change_source"] is None  # no previous frame: null, not NaN
     assert video["summary"]["seam_colour"]["mean"] == pytest.approx(patch_eval.summaries["seam_colour"].mean)
-    assert data["reconstruction"] is None
+    assert data["held_out"] is None
     assert not list((tmp_path / "out").glob(".*"))  # no temporary files left behind
 
 
@@ -283,14 +284,24 @@ def test_cli_bad_input_is_one_line(tmp_path, problem):
     assert not (tmp_path / "out").exists()
 
 
-# -- reconstruction of held-out faces ------------------------------------------------------------------
+# -- a model on held-out faces -----------------------------------------------------------------------
+
+def _small_faceset(root: Path, clip: Path, frames: int) -> Path:
+    out = root / clip.stem
+    extract([clip], out, ExtractOptions(spec=AlignSpec(64, "whole"), every=3, max_frames=frames, workers=1))
+    return out
+
 
 @pytest.fixture(scope="module")
 def held_out(tmp_path_factory) -> Path:
     """16 faces of lp_d18 at 64 px, whole-face crops: what the tiny preset trains on."""
-    out = tmp_path_factory.mktemp("held_out") / "lp_d18"
-    extract([CLIP], out, ExtractOptions(spec=AlignSpec(64, "whole"), every=3, max_frames=48, workers=1))
-    return out
+    return _small_faceset(tmp_path_factory.mktemp("held_out"), CLIP, 48)
+
+
+@pytest.fixture(scope="module")
+def held_out_other(tmp_path_factory) -> Path:
+    """8 faces of another person (fom_10.mp4, DiCaprio)."""
+    return _small_faceset(tmp_path_factory.mktemp("held_out"), VIDEOS / "fom_10.mp4", 24)
 
 
 def _tiny_model_dir(path: Path, faces: np.ndarray | None, steps: int = 100, coverage: str = "whole") -> Path:
@@ -314,40 +325,65 @@ def _tiny_model_dir(path: Path, faces: np.ndarray | None, steps: int = 100, cove
 
 @pytest.fixture(scope="module")
 def fitted_model(tmp_path_factory, held_out) -> Path:
-    faces = held_out_faces(held_out, 64, "whole", 64)
-    assert faces.shape[1:] == (64, 64, 3) and len(faces) >= 12
-    return _tiny_model_dir(tmp_path_factory.mktemp("models") / "fitted", faces)
+    faces = held_out_faces(held_out, "a", 64, "whole", 64)
+    assert faces.crops.shape[1:] == (64, 64, 3) and len(faces.crops) >= 12
+    assert faces.crop_landmarks.shape == (len(faces.crops), 68, 2)
+    return _tiny_model_dir(tmp_path_factory.mktemp("models") / "fitted", faces.crops)
 
 
 def test_reconstruction_tells_a_fitted_decoder_from_an_untrained_one(tmp_path, held_out, fitted_model):
-    fitted = fitted_model
-    faces = held_out_faces(held_out, 64, "whole", 64)
     untrained = _tiny_model_dir(tmp_path / "untrained", None)
-    a_fitted, b_fitted = reconstruction_scores(fitted, {"a": held_out, "b": held_out})
-    (a_untrained,) = reconstruction_scores(untrained, {"a": held_out})
-    assert a_fitted.identity == "a" and len(a_fitted.psnr) == len(faces)
-    assert a_fitted.pooled_psnr > a_untrained.pooled_psnr + 3
-    assert a_fitted.pooled_psnr > b_fitted.pooled_psnr + 3  # decoder b never saw a face
-    assert np.mean(a_fitted.ssim) > np.mean(a_untrained.ssim) + 0.1
-    assert a_fitted.examples[0][0].shape == a_fitted.examples[0][1].shape == (64, 64, 3)
+    (fitted_a,) = held_out_scores(fitted_model, {"a": held_out}, max_faces=12)
+    (untrained_a,) = held_out_scores(untrained, {"a": held_out}, max_faces=12)
+    assert fitted_a.name == "a->a" and fitted_a.is_reconstruction and len(fitted_a.psnr) == 12
+    assert fitted_a.pooled_psnr > untrained_a.pooled_psnr + 3
+    assert np.mean(fitted_a.ssim) > np.mean(untrained_a.ssim) + 0.1
+    assert np.mean(fitted_a.nme) < np.mean(untrained_a.nme)  # a face-shaped output keeps the landmarks
+    assert math.isnan(fitted_a.closer_to_target)  # one identity: nothing to be closer to
+    assert fitted_a.examples[0][0].shape == fitted_a.examples[0][1].shape == (64, 64, 3)
 
 
-def test_reconstruction_needs_matching_crops(tmp_path, held_out):
+class _PerfectAutoencoder:
+    """Stands in for a model that redraws every face exactly, whichever decoder is asked."""
+
+    def swap(self, x, to):
+        return x, x[:, :1]
+
+
+def test_held_out_scores_of_a_perfect_autoencoder(held_out, held_out_other):
+    backend = make_backend("dlib")
+    faces = {k: held_out_faces(p, k, 64, "whole", 8) for k, p in (("a", held_out), ("b", held_out_other))}
+    references = {k: f.mean_embedding for k, f in faces.items()}
+    model = _PerfectAutoencoder()
+    reconstruction = score_direction(model, faces["a"], "a", references, backend)
+    assert reconstruction.pooled_psnr == 100.0 and min(reconstruction.ssim) == pytest.approx(1.0)
+    assert max(reconstruction.nme) == 0.0
+    assert reconstruction.closer_to_target == 1.0  # the output shows A, the person it should show
+    # A "swap" to B that still shows A: identity says so, while expression is kept perfectly.
+    swap = score_direction(model, faces["a"], "b", references, backend)
+    assert swap.closer_to_target == 0.0 and not swap.psnr
+    assert np.mean(swap.d_target) > 0.6 > np.mean(swap.d_original)
+
+
+def test_held_out_faces_must_match_the_model_crops(tmp_path, held_out):
     model_dir = _tiny_model_dir(tmp_path / "tight", None, coverage="tight")
     with pytest.raises(InputError, match="'whole' coverage but the model was trained on 'tight'"):
-        reconstruction_scores(model_dir, {"a": held_out})
+        held_out_scores(model_dir, {"a": held_out})
 
 
-def test_cli_scores_reconstructions(tmp_path, held_out, fitted_model):
-    model_dir = fitted_model
+def test_cli_scores_a_model_on_held_out_faces(tmp_path, held_out, held_out_other, fitted_model):
     out = tmp_path / "report"
-    run = _cli("--model", model_dir, "--held-out-a", held_out, "--max-faces", 8, "-o", out)
+    run = _cli("--model", fitted_model, "--held-out-a", held_out, "--held-out-b", held_out_other,
+               "--max-faces", 4, "-o", out)
     assert run.returncode == 0, run.stderr
     data = json.loads((out / "eval.json").read_text())
     assert data["video"] is None
-    (scores,) = data["reconstruction"]
-    assert scores["identity"] == "a" and scores["faces"] == 8 and len(scores["per_face"]["ssim"]) == 8
-    assert "Reconstruction of held-out faces" in (out / "report.html").read_text()
+    directions = {d["direction"]: d for d in data["held_out"]}
+    assert sorted(directions) == ["a->a", "a->b", "b->a", "b->b"]
+    assert directions["a->a"]["kind"] == "reconstruction" and directions["a->b"]["kind"] == "swap"
+    assert directions["a->a"]["faces"] == 4 and len(directions["a->a"]["per_face"]["ssim"]) == 4
+    assert directions["a->b"]["per_face"]["psnr"] == []
+    assert "Model on held-out faces" in (out / "report.html").read_text()
     run = _cli("--model", tmp_path / "no_model", "--held-out-a", held_out, "-o", out)
     assert run.returncode == 1 and run.stderr.strip().count("\n") == 0
     assert "no_model: model directory not found" in run.stderr

@@ -1,4 +1,4 @@
-"""`swapface eval`: score a swap (identity, expression, stability, seams) and a model's reconstructions."""
+"""`swapface eval`: score a swap (identity, expression, stability, seams) and a model on held-out faces."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.table import Table
 from swapface.cli.common import console, user_errors
 from swapface.errors import SwapfaceError
 from swapface.eval.evaluate import METRICS, EvalOptions, EvalResult, evaluate
-from swapface.eval.reconstruction import ReconstructionScores, reconstruction_scores
+from swapface.eval.heldout import DirectionScores, held_out_scores
 from swapface.eval.report import HTML_NAME, JSON_NAME, write_report
 
 FACESET_OR_IMAGE = "a faceset, an image, or a folder of images"
@@ -30,10 +30,11 @@ def eval_command(
         help=f"Who the face was: {FACESET_OR_IMAGE} (default: the source frames' own faces). Also picks the "
              "face to judge when a frame shows several.")] = None,
     model: Annotated[Path | None, typer.Option(
-        "--model", "-m", help="Model dir whose reconstructions to score (with --held-out-a/-b).")] = None,
+        "--model", "-m", help="Model dir to score on held-out faces (with --held-out-a/-b): reconstructions "
+                              "A->A, B->B and, given both, swaps A->B, B->A.")] = None,
     held_out_a: Annotated[Path | None, typer.Option(help="Faceset of identity A not used in training.")] = None,
     held_out_b: Annotated[Path | None, typer.Option(help="Faceset of identity B not used in training.")] = None,
-    max_faces: Annotated[int, typer.Option(help="Held-out faces to score per identity.", min=1)] = 64,
+    max_faces: Annotated[int, typer.Option(help="Held-out faces to score per identity and direction.", min=1)] = 64,
     device: Annotated[str, typer.Option(help="Device for the model (cpu, cuda, cuda:1, ...).")] = "cpu",
     max_frames: Annotated[int | None, typer.Option(help="Score at most this many frames.", min=1)] = None,
     detector: Annotated[str, typer.Option(help="Face detector: hog (fast) or cnn (slower, finds harder "
@@ -42,7 +43,7 @@ def eval_command(
     workers: Annotated[int, typer.Option(help="Face-analysis processes (default: one per CPU core).",
                                          min=1)] = os.cpu_count() or 1,
 ) -> None:
-    """Score a swapped video against its source, and/or a model's reconstructions of held-out faces."""
+    """Score a swapped video against its source, and/or a model on held-out faces."""
     with user_errors():
         video_inputs = (source, swapped, target)
         if any(p is not None for p in video_inputs) and not all(p is not None for p in video_inputs):
@@ -60,12 +61,12 @@ def eval_command(
         if source is not None:
             options = EvalOptions(detector=detector, min_face=min_face, max_frames=max_frames, workers=workers)
             video = _evaluate_video(source, swapped, target, original, options)
-        reconstruction = None
+        directions = None
         if model is not None:
-            with console.status("scoring reconstructions of held-out faces"):
-                reconstruction = reconstruction_scores(model, held_out, max_faces=max_faces, device=device)
-        json_path, html_path = write_report(output_dir, video, reconstruction)
-        _summary(video, reconstruction)
+            with console.status("scoring the model on held-out faces"):
+                directions = held_out_scores(model, held_out, max_faces=max_faces, device=device)
+        json_path, html_path = write_report(output_dir, video, directions)
+        _summary(video, directions)
         console.print(f"wrote {json_path} and {html_path}")
 
 
@@ -81,7 +82,7 @@ def _evaluate_video(source: Path, swapped: Path, target: Path, original: Path | 
         return evaluate(source, swapped, target, original, options, progress=show)
 
 
-def _summary(video: EvalResult | None, reconstruction: list[ReconstructionScores] | None) -> None:
+def _summary(video: EvalResult | None, directions: list[DirectionScores] | None) -> None:
     if video is not None:
         table = Table(title=f"{video.swapped}: {video.frames_with_face} of {len(video.frames)} frames with a face")
         for column in ("metric", "mean", "median", "worst 5%"):
@@ -92,11 +93,17 @@ def _summary(video: EvalResult | None, reconstruction: list[ReconstructionScores
             s = video.summaries[m.key]
             table.add_row(f"{m.label} ({m.unit})", f"{s.mean:.3f}", f"{s.median:.3f}", f"{s.worst5:.3f}")
         console.print(table)
-    for scores in reconstruction or []:
-        summary = scores.summaries()
-        console.print(f"{scores.identity}->{scores.identity} on {len(scores.psnr)} held-out faces: "
-                      f"PSNR {scores.pooled_psnr:.2f} dB (worst 5% {summary['psnr'].worst5:.2f}), "
-                      f"SSIM {summary['ssim'].mean:.3f} (worst 5% {summary['ssim'].worst5:.3f})")
+    if directions:
+        table = Table(title="model on held-out faces")
+        for column in ("direction", "faces", "closer to target", "d(target)", "NME", "PSNR dB", "SSIM"):
+            table.add_column(column)
+        for scores in directions:
+            summary = scores.summaries()
+            quality = (f"{scores.pooled_psnr:.2f}", f"{summary['ssim'].mean:.3f}") if scores.is_reconstruction \
+                else ("", "")
+            table.add_row(scores.name, str(len(scores.nme)), f"{scores.closer_to_target:.1%}",
+                          f"{summary['d_target'].mean:.3f}", f"{summary['nme'].mean:.3f}", *quality)
+        console.print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -273,8 +273,9 @@ def seam_score(swapped: np.ndarray, source: np.ndarray, mask: np.ndarray, half_w
     edge = boundary_band(mask, 1)
     if not edge.any():
         return SeamScore(0.0, 0.0)
-    # Light smoothing keeps codec noise and single-pixel texture from counting as edges.
-    steepness = _gradient_magnitude(cv2.GaussianBlur(delta, (0, 0), 1.0))
+    # Smoothing at a third of the band keeps codec noise and lost fine texture (a blurrier face) from
+    # counting as edges; a seam is a step at every scale and survives it.
+    steepness = _gradient_magnitude(cv2.GaussianBlur(delta, (0, 0), max(1.0, half_width / 3.0)))
     gradient = float(cv2.dilate(steepness, _disc(half_width))[edge].mean())
 
     sigma = max(1.0, half_width / 2.0)

@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 
 from swapface.atomic import atomic_write_text
 from swapface.eval.evaluate import METRICS, EvalResult, Strip
+from swapface.eval.heldout import DirectionScores
 from swapface.eval.metrics import SAME_PERSON_DISTANCE, Summary
-from swapface.eval.reconstruction import ReconstructionScores
 
 FORMAT = "swapface-eval"
 FORMAT_VERSION = 1
@@ -64,22 +64,24 @@ def video_json(result: EvalResult) -> dict:
     }
 
 
-def reconstruction_json(scores: ReconstructionScores) -> dict:
+def direction_json(scores: DirectionScores) -> dict:
     summaries = scores.summaries()
+    units = {"d_target": "dlib 128-D", "d_original": "dlib 128-D", "nme": "x inter-ocular", "psnr": "dB", "ssim": ""}
     return {
-        "identity": scores.identity, "faceset": scores.faceset, "faces": len(scores.psnr),
+        "direction": scores.name, "kind": "reconstruction" if scores.is_reconstruction else "swap",
+        "faceset": scores.faceset, "faces": len(scores.nme), "closer_to_target": scores.closer_to_target,
         "pooled_psnr": scores.pooled_psnr,
-        "summary": {"psnr": _summary_dict(summaries["psnr"], "dB", True),
-                    "ssim": _summary_dict(summaries["ssim"], "", True)},
-        "per_face": {"psnr": scores.psnr, "ssim": scores.ssim},
+        "summary": {k: _summary_dict(v, units[k], k in ("d_original", "psnr", "ssim")) for k, v in summaries.items()},
+        "per_face": {"d_target": scores.d_target, "d_original": scores.d_original, "nme": scores.nme,
+                     "psnr": scores.psnr, "ssim": scores.ssim},
     }
 
 
-def to_json(video: EvalResult | None, reconstruction: list[ReconstructionScores] | None) -> dict:
+def to_json(video: EvalResult | None, held_out: list[DirectionScores] | None) -> dict:
     return _finite({
         "format": FORMAT, "version": FORMAT_VERSION,
         "video": video_json(video) if video is not None else None,
-        "reconstruction": [reconstruction_json(s) for s in reconstruction] if reconstruction else None,
+        "held_out": [direction_json(s) for s in held_out] if held_out else None,
     })
 
 
@@ -187,34 +189,39 @@ def _video_html(result: EvalResult) -> str:
 """
 
 
-def _reconstruction_html(scores: list[ReconstructionScores]) -> str:
+def _held_out_html(scores: list[DirectionScores]) -> str:
     figure = Figure(figsize=(10, 3))
     axes = figure.subplots(1, 2)
-    for s in scores:
-        axes[0].hist(s.psnr, bins=20, alpha=0.6, label=f"{s.identity}->{s.identity}")
-        axes[1].hist(s.ssim, bins=20, alpha=0.6, label=f"{s.identity}->{s.identity}")
-    for axis, name in zip(axes, ("PSNR (dB)", "SSIM"), strict=True):
-        axis.set_xlabel(name)
-        axis.set_ylabel("faces")
-        axis.legend(fontsize=8)
+    names = [s.name for s in scores]
+    axes[0].boxplot([s.d_target for s in scores])
+    axes[0].axhline(SAME_PERSON_DISTANCE, color="grey", linestyle="--", linewidth=1)
+    axes[0].set_ylabel("distance to target identity")
+    axes[1].boxplot([s.nme for s in scores])
+    axes[1].set_ylabel("landmark NME vs input")
+    for axis in axes:
+        axis.set_xticks(range(1, len(names) + 1), names)
         axis.grid(alpha=0.3)
     plot = _figure_png(figure)
     rows, examples = [], []
     for s in scores:
         summary = s.summaries()
-        rows.append(f"<tr><td>{s.identity}->{s.identity}</td><td>{html.escape(s.faceset)}</td><td>{len(s.psnr)}</td>"
-                    f"<td>{_number(s.pooled_psnr, 2)}</td><td>{_number(summary['psnr'].mean, 2)}</td>"
-                    f"<td>{_number(summary['psnr'].worst5, 2)}</td><td>{_number(summary['ssim'].mean)}</td>"
-                    f"<td>{_number(summary['ssim'].worst5)}</td></tr>")
-        pairs = "".join(f"<td>{_img(_png(a), 'held-out face')}{_img(_png(b), 'reconstruction')}</td>"
-                        for a, b in s.examples)
-        examples.append(f"<p>{s.identity}->{s.identity}: held-out face | reconstruction</p>"
-                        f"<table><tr>{pairs}</tr></table>")
+        psnr_cells = (f"<td>{_number(s.pooled_psnr, 2)}</td><td>{_number(summary['psnr'].worst5, 2)}</td>"
+                      f"<td>{_number(summary['ssim'].mean)}</td><td>{_number(summary['ssim'].worst5)}</td>"
+                      if s.is_reconstruction else "<td></td>" * 4)
+        closer = s.closer_to_target
+        rows.append(f"<tr><td>{s.name}</td><td>{html.escape(s.faceset)}</td><td>{len(s.nme)}</td>"
+                    f"<td>{'n/a' if not math.isfinite(closer) else f'{closer:.1%}'}</td>"
+                    f"<td>{_number(summary['d_target'].mean)}</td><td>{_number(summary['d_original'].mean)}</td>"
+                    f"<td>{_number(summary['nme'].mean)}</td><td>{_number(summary['nme'].worst5)}</td>"
+                    f"{psnr_cells}</tr>")
+        pairs = "".join(f"<td>{_img(_png(a), 'held-out face')}{_img(_png(b), s.name)}</td>" for a, b in s.examples)
+        examples.append(f"<p>{s.name}: held-out face | output</p><table><tr>{pairs}</tr></table>")
     return f"""
-<h2>Reconstruction of held-out faces</h2>
-<table><tr><th>direction</th><th>faceset</th><th>faces</th><th>PSNR pooled (dB)</th><th>PSNR mean</th>
-<th>PSNR worst 5%</th><th>SSIM mean</th><th>SSIM worst 5%</th></tr>{''.join(rows)}</table>
-{_img(plot, "reconstruction PSNR and SSIM histograms")}
+<h2>Model on held-out faces</h2>
+<table><tr><th>direction</th><th>faceset</th><th>faces</th><th>closer to target</th><th>d(target) mean</th>
+<th>d(other) mean</th><th>NME mean</th><th>NME worst 5%</th><th>PSNR pooled (dB)</th><th>PSNR worst 5%</th>
+<th>SSIM mean</th><th>SSIM worst 5%</th></tr>{''.join(rows)}</table>
+{_img(plot, "identity distance and NME per direction")}
 {''.join(examples)}
 """
 
@@ -241,12 +248,12 @@ over the source. Seam: colour step and gradient of (swapped - source) along the 
 """
 
 
-def render_html(video: EvalResult | None, reconstruction: list[ReconstructionScores] | None) -> str:
+def render_html(video: EvalResult | None, held_out: list[DirectionScores] | None) -> str:
     body = ""
     if video is not None:
         body += _video_html(video)
-    if reconstruction:
-        body += _reconstruction_html(reconstruction)
+    if held_out:
+        body += _held_out_html(held_out)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>swapface evaluation</title>
 <style>{STYLE}</style></head>
@@ -255,10 +262,10 @@ def render_html(video: EvalResult | None, reconstruction: list[ReconstructionSco
 
 
 def write_report(output_dir: Path, video: EvalResult | None,
-                 reconstruction: list[ReconstructionScores] | None) -> tuple[Path, Path]:
+                 held_out: list[DirectionScores] | None) -> tuple[Path, Path]:
     """Write eval.json and report.html into `output_dir`, each atomically; returns their paths."""
     output_dir = Path(output_dir)
     json_path, html_path = output_dir / JSON_NAME, output_dir / HTML_NAME
-    atomic_write_text(json_path, json.dumps(to_json(video, reconstruction), indent=1, allow_nan=False) + "\n")
-    atomic_write_text(html_path, render_html(video, reconstruction))
+    atomic_write_text(json_path, json.dumps(to_json(video, held_out), indent=1, allow_nan=False) + "\n")
+    atomic_write_text(html_path, render_html(video, held_out))
     return json_path, html_path

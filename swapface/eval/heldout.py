@@ -1,0 +1,160 @@
+"""A trained model on held-out faces: reconstructions (A->A, B->B) and swaps (A->B, B->A).
+
+Reconstructions get PSNR and SSIM: a model that cannot redraw faces it was not trained on, through
+their own decoder, will not draw convincing swaps either. Every output also gets the swap protocol's
+numbers: identity distance to the person it should show and to the other one, and landmark NME
+against its input (did it keep the expression?). Faces are compared in the crops the model works on,
+so this needs no video and runs in seconds; it is what training can log on a held-out slice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from swapface.errors import InputError
+from swapface.eval.metrics import Summary, identity_distance, landmark_nme, psnr, ssim, summarise
+from swapface.faces import FaceBackend, make_backend
+from swapface.faceset.store import Faceset
+
+SHOWN_FACES = 4  # input | output pairs kept for the report, per direction
+ANALYSIS_SIZE = 256  # crops are enlarged to this before landmarks and embeddings: dlib wants faces of 80 px+
+
+
+@dataclass
+class HeldOutFaces:
+    """Crops of one identity at the model's resolution, and that identity's mean embedding."""
+
+    identity: str
+    faceset: str
+    crops: np.ndarray  # (N, R, R, 3) uint8
+    crop_landmarks: np.ndarray  # (N, 68, 2) in crop pixels at resolution R
+    mean_embedding: np.ndarray
+
+
+@dataclass
+class DirectionScores:
+    """Per-face numbers of one direction, e.g. "a->a" (reconstruction) or "a->b" (swap).
+
+    `d_target` is the identity distance to the person the output should show, `d_original` to the
+    other one (NaN when only one identity's faces were given); PSNR and SSIM only for reconstructions.
+    """
+
+    source: str
+    to: str
+    faceset: str
+    d_target: list[float] = field(default_factory=list)
+    d_original: list[float] = field(default_factory=list)
+    nme: list[float] = field(default_factory=list)
+    psnr: list[float] = field(default_factory=list)
+    ssim: list[float] = field(default_factory=list)
+    pooled_psnr: float = math.nan  # PSNR of all faces' pooled error: the usual single "N dB" figure
+    examples: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (input, output) RGB uint8
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}->{self.to}"
+
+    @property
+    def is_reconstruction(self) -> bool:
+        return self.source == self.to
+
+    @property
+    def closer_to_target(self) -> float:
+        pairs = [(t, o) for t, o in zip(self.d_target, self.d_original, strict=True) if math.isfinite(t + o)]
+        return float(np.mean([t < o for t, o in pairs])) if pairs else math.nan
+
+    def summaries(self) -> dict[str, Summary]:
+        result = {"d_target": summarise(self.d_target), "d_original": summarise(self.d_original, True),
+                  "nme": summarise(self.nme)}
+        if self.is_reconstruction:
+            result["psnr"] = summarise(self.psnr, higher_is_better=True)
+            result["ssim"] = summarise(self.ssim, higher_is_better=True)
+        return result
+
+
+def held_out_faces(path: Path, identity: str, resolution: int, coverage: str, max_faces: int) -> HeldOutFaces:
+    """Up to `max_faces` crops of a faceset, evenly spread over it, resized to the model's resolution.
+    The crops must frame the face as the model's training crops did."""
+    with Faceset.open(path) as faceset:
+        if faceset.spec.coverage != coverage:
+            raise InputError(path, f"crops have '{faceset.spec.coverage}' coverage but the model was trained "
+                                   f"on '{coverage}' crops")
+        records = faceset.records()
+        if not records:
+            raise InputError(path, "faceset holds no faces")
+        picks = np.unique(np.linspace(0, len(records) - 1, min(max_faces, len(records))).round().astype(int))
+        crops, landmarks = [], []
+        for index in picks:
+            crop = faceset.load_image(records[index])
+            scale = resolution / crop.shape[0]
+            if scale != 1:
+                interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+                crop = cv2.resize(crop, (resolution, resolution), interpolation=interpolation)
+            crops.append(crop)
+            landmarks.append(records[index].crop_landmarks * scale)
+        mean_embedding = np.mean([r.embedding for r in records], 0)
+    return HeldOutFaces(identity, str(path), np.stack(crops), np.stack(landmarks), mean_embedding)
+
+
+def run_model(model, crops: np.ndarray, to: str, batch_size: int, device: str) -> np.ndarray:
+    """Crops (N, R, R, 3) uint8 through the encoder and decoder `to`, back to uint8."""
+    import torch
+
+    outputs = []
+    for start in range(0, len(crops), batch_size):
+        batch = torch.from_numpy(crops[start:start + batch_size]).to(device).permute(0, 3, 1, 2).float() / 255
+        rgb, _ = model.swap(batch, to=to)
+        outputs.append((rgb.float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+    return np.concatenate(outputs)
+
+
+def _face_in_crop(backend: FaceBackend, crop: np.ndarray, crop_landmarks: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Landmarks re-fitted on a crop (enlarged for dlib), at the place the input face is known to be,
+    and the enlarged crop they belong to."""
+    scale = ANALYSIS_SIZE / crop.shape[0]
+    large = cv2.resize(crop, (ANALYSIS_SIZE, ANALYSIS_SIZE), interpolation=cv2.INTER_CUBIC)
+    points = crop_landmarks * scale
+    bbox = np.concatenate([points.min(0), points.max(0)])
+    return backend.landmarks(large, bbox), large
+
+
+def score_direction(model, faces: HeldOutFaces, to: str, references: dict[str, np.ndarray],
+                    backend: FaceBackend, batch_size: int = 16, device: str = "cpu") -> DirectionScores:
+    """Run one identity's held-out faces through decoder `to` and score every output."""
+    outputs = run_model(model, faces.crops, to, batch_size, device)
+    scores = DirectionScores(faces.identity, to, faces.faceset)
+    other = next((k for k in references if k != to), None)
+    for crop, output, landmarks in zip(faces.crops, outputs, faces.crop_landmarks, strict=True):
+        source_points, _ = _face_in_crop(backend, crop, landmarks)
+        output_points, large = _face_in_crop(backend, output, landmarks)
+        scores.nme.append(landmark_nme(output_points, source_points))
+        embedding = backend.embed(large, output_points)
+        scores.d_target.append(identity_distance(embedding, references[to]) if to in references else math.nan)
+        scores.d_original.append(identity_distance(embedding, references[other]) if other else math.nan)
+    if scores.is_reconstruction:
+        scores.psnr = [psnr(a, b) for a, b in zip(outputs, faces.crops, strict=True)]
+        scores.ssim = [ssim(a, b) for a, b in zip(outputs, faces.crops, strict=True)]
+        scores.pooled_psnr = psnr(outputs, faces.crops)
+    shown = np.unique(np.linspace(0, len(outputs) - 1, min(SHOWN_FACES, len(outputs))).round().astype(int))
+    scores.examples = [(faces.crops[i], outputs[i]) for i in shown]
+    return scores
+
+
+def held_out_scores(model_dir: Path, held_out: dict[str, Path], max_faces: int = 64, batch_size: int = 16,
+                    device: str = "cpu", backend: FaceBackend | None = None) -> list[DirectionScores]:
+    """Reconstructions of each given identity ("a", "b"), and swaps between them when both are given."""
+    # torch is imported only here: evaluating a swapped video needs no model and should start fast.
+    from swapface.modeldir import load_model
+
+    model, config = load_model(model_dir, device=device)
+    backend = backend or make_backend("dlib")
+    faces = {k: held_out_faces(p, k, config.resolution, config.coverage, max_faces) for k, p in held_out.items()}
+    references = {k: f.mean_embedding for k, f in faces.items()}
+    return [score_direction(model, identity_faces, to, references, backend, batch_size, device)
+            for identity_faces in faces.values() for to in sorted(references)]
