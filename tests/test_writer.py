@@ -146,7 +146,7 @@ def test_unwritable_outputs_are_refused_early(tmp_path: Path) -> None:
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x.png").write_text("x")
     for path, words in ((tmp_path / "file" / "out.mp4", "is a file"), (tmp_path / "full", "not empty"),
-                        (tmp_path / "out.xyz", "unknown output type")):
+                        (tmp_path / "out.xyz", "unknown output type"), (tmp_path / "out.jpg", "PNG")):
         with pytest.raises(InputError, match=words):
             check_writable(path)
     check_writable(tmp_path / "new" / "out.mp4")

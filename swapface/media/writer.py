@@ -53,8 +53,10 @@ def output_kind(path: str | Path) -> str:
     suffix = Path(path).suffix.lower()
     if suffix in VIDEO_SUFFIXES:
         return "video"
-    if suffix in IMAGE_SUFFIXES:
+    if suffix == ".png":
         return "image"
+    if suffix in IMAGE_SUFFIXES:
+        raise InputError(path, "image outputs are written as PNG (lossless, for compositing): name it .png")
     if suffix:
         raise InputError(path, f"unknown output type {suffix!r} (use {', '.join(sorted(VIDEO_SUFFIXES))}, "
                                ".png, or a folder)")
