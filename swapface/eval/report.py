@@ -244,8 +244,8 @@ distance. Pose: yaw/pitch/roll from the landmarks by solvePnP on a generic 3D fa
 mean absolute change inside the face hull between consecutive frames, both cropped with the source's
 alignment so head motion cancels; the flicker ratio is the sum over the swapped video divided by the sum
 over the source (above 1: the swap adds flicker or jitter; below 1: the swapped face changes less than the
-source did, often lost detail or expression). Seam: colour step and gradient of (swapped - source) along the face-hull boundary,
-0 when nothing was composited. Worst 5%: mean of the worst 5% of frames.</p>
+source did, often lost detail or expression). Seam: colour step and gradient of (swapped - source) along
+the face-hull boundary, 0 when nothing was composited. Worst 5%: mean of the worst 5% of frames.</p>
 """
 
 
