@@ -264,7 +264,7 @@ def test_cli_writes_json_and_html(tmp_path):
     assert "closer to target" in run.stderr
 
 
-@pytest.mark.parametrize("problem", ["missing", "not a video", "options"])
+@pytest.mark.parametrize("problem", ["missing", "not a video", "options", "output is a file"])
 def test_cli_bad_input_is_one_line(tmp_path, problem):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00not a video" * 100)
@@ -272,14 +272,19 @@ def test_cli_bad_input_is_one_line(tmp_path, problem):
         "missing": ("--source", tmp_path / "nothing.mp4", "--swapped", CLIP, "--target", SAME_PERSON),
         "not a video": ("--source", CLIP, "--swapped", broken, "--target", SAME_PERSON),
         "options": ("--source", CLIP, "--target", SAME_PERSON),
+        "output is a file": ("--source", CLIP, "--swapped", CLIP, "--target", SAME_PERSON),
     }[problem]
-    run = _cli(*args, "-o", tmp_path / "out")
+    out = tmp_path / "out"
+    if problem == "output is a file":
+        (tmp_path / "taken").write_text("not a folder")
+        out = tmp_path / "taken" / "out"
+    run = _cli(*args, "-o", out)
     assert run.returncode == 1
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), run.stderr
     assert "Traceback" not in run.stderr
     expected = {"missing": "nothing.mp4: no such file", "not a video": "broken.mp4: not a readable video",
-                "options": "--swapped"}[problem]
+                "options": "--swapped", "output is a file": "taken: is a file, not a folder"}[problem]
     assert expected in lines[0]
     assert not (tmp_path / "out").exists()
 

@@ -14,7 +14,7 @@ from swapface.cli.common import console, user_errors
 from swapface.errors import SwapfaceError
 from swapface.eval.evaluate import METRICS, EvalOptions, EvalResult, evaluate
 from swapface.eval.heldout import DirectionScores, held_out_scores
-from swapface.eval.report import HTML_NAME, JSON_NAME, write_report
+from swapface.eval.report import HTML_NAME, JSON_NAME, check_output_dir, write_report
 
 FACESET_OR_IMAGE = "a faceset, an image, or a folder of images"
 
@@ -56,6 +56,7 @@ def eval_command(
                                 "facesets")
         if detector not in ("hog", "cnn"):
             raise SwapfaceError(f"--detector must be hog or cnn, got {detector!r}")
+        check_output_dir(output_dir)
 
         video = None
         if source is not None:
