@@ -44,22 +44,22 @@ def _quiet(_text: str) -> None:
 
 def test_loss_falls_and_outputs_are_written(faceset_a, faceset_b, tmp_path) -> None:
     model_dir = tmp_path / "model"
-    result = train(faceset_a, faceset_b, model_dir, _options(steps=150, log_every=25, preview_every=150, holdout=0.2,
-                                                             eval_every=150), message=_quiet)
+    result = train(faceset_a, faceset_b, model_dir, _options(steps=100, log_every=20, preview_every=100, holdout=0.2,
+                                                             eval_every=100), message=_quiet)
     records = _metrics(model_dir)
     losses = [m["loss"] for m in records if "loss" in m]
-    assert len(losses) == 6 and result.step == 150
-    assert losses[-1] < 0.5 * losses[0], losses
+    assert len(losses) == 5 and result.step == 100
+    assert losses[-1] < 0.6 * losses[0], losses
     # held-out faces (last 20% of each faceset) are scored with the eval metrics
     evaluation = records[-1]
-    assert evaluation["event"] == "eval" and evaluation["step"] == 150
+    assert evaluation["event"] == "eval" and evaluation["step"] == 100
     for name in "ab":
         assert 12 < evaluation[f"eval_psnr_{name}"] < 40 and 0.2 < evaluation[f"eval_ssim_{name}"] < 1
     assert 0.1 < evaluation["eval_id_a2b"] < 1.5 and 0 <= evaluation["eval_closer_a2b"] <= 1
     # the swap stage needs nothing but the model dir
     model, config = load_model(model_dir)
     assert (config.resolution, config.coverage) == (64, "whole")
-    grid = read_rgb(model_dir / "previews" / "step-00000150.png")
+    grid = read_rgb(model_dir / "previews" / "step-00000100.png")
     assert grid.shape == (6 * 64, 4 * 64, 3)
     rows = grid.reshape(6, 64, 4 * 64, 3).astype(np.float32)
     assert np.abs(rows[1] - rows[2]).mean() > 2  # A->A and A->B come from different decoders
