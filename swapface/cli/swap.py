@@ -57,7 +57,8 @@ def swap_command(
     crf: Annotated[int, typer.Option(help="Video quality (lower is better; 18 is visually lossless for H.264).",
                                      min=0, max=63)] = 18,
     codec: Annotated[str, typer.Option(
-        help=f"Video codec: {', '.join(CODEC_ALIASES)} or an FFmpeg encoder name.")] = "h264",
+        help=f"Video codec: auto (VP9 for .webm, else H.264), {', '.join(CODEC_ALIASES)} or an FFmpeg encoder "
+             "name.")] = "auto",
     preset: Annotated[str, typer.Option(help="x264/x265 speed preset (ultrafast ... veryslow).")] = "veryfast",
     start: Annotated[float, typer.Option(
         help="Start of the time range, in seconds. Only the range is written: the output is a clip that "

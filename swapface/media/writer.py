@@ -104,18 +104,33 @@ def write_png(path: str | Path, image: np.ndarray, compress_level: int = 1) -> N
 CODEC_ALIASES = {"h264": "libx264", "h265": "libx265", "hevc": "libx265", "vp9": "libvpx-vp9", "av1": "libsvtav1"}
 
 
+WEBM_AUDIO = ("opus", "vorbis")  # the only audio codecs a .webm file may carry
+
+
 @dataclass(frozen=True)
 class VideoSettings:
     """Encoder choice. H.264 CRF 18 is visually lossless for most footage; the preset trades speed.
-    `codec` is an alias (h264, h265, vp9, av1) or any FFmpeg encoder name."""
+    `codec` is "auto" (VP9 for .webm, else H.264), an alias (h264, h265, vp9, av1) or an FFmpeg encoder."""
 
-    codec: str = "h264"
+    codec: str = "auto"
     crf: int = 18
     preset: str = "veryfast"
 
-    @property
-    def encoder(self) -> str:
-        return CODEC_ALIASES.get(self.codec, self.codec)
+    def encoder_for(self, path: Path) -> str:
+        codec = self.codec
+        if codec == "auto":
+            codec = "vp9" if path.suffix.lower() == ".webm" else "h264"
+        return CODEC_ALIASES.get(codec, codec)
+
+
+def check_audio_fits(path: str | Path, source: MediaInfo) -> None:
+    """Refuse, before any work, a container that cannot carry the input's audio (WebM takes no AAC)."""
+    if Path(path).suffix.lower() != ".webm" or not source.has_audio:
+        return
+    with av.open(source.path) as container:
+        codec = container.streams.audio[0].codec_context.name
+    if codec not in WEBM_AUDIO:
+        raise InputError(path, f"a .webm file cannot carry the input's {codec} audio: write .mp4, .mov or .mkv")
 
 
 class VideoWriter:
@@ -176,7 +191,7 @@ class VideoWriter:
     def _open_video(self, width: int, height: int) -> None:
         assert self._container is not None
         s = self.settings
-        encoder = s.encoder
+        encoder = s.encoder_for(self.path)
         try:
             stream = self._container.add_stream(encoder, rate=self._fps)
         except (av.error.FFmpegError, ValueError) as exc:

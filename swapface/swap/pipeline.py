@@ -26,7 +26,15 @@ import torch
 from swapface.errors import InputError, SwapfaceError
 from swapface.faces import AlignSpec, alignment_matrix, make_backend, transform_points
 from swapface.media import Frame, MediaInfo, open_media, probe
-from swapface.media.writer import ImageWriter, PatchWriter, VideoSettings, VideoWriter, check_writable, output_kind
+from swapface.media.writer import (
+    ImageWriter,
+    PatchWriter,
+    VideoSettings,
+    VideoWriter,
+    check_audio_fits,
+    check_writable,
+    output_kind,
+)
 from swapface.model import ModelConfig, SwapAutoencoder
 from swapface.modeldir import CONFIG_FILE, load_model, read_config_json
 from swapface.swap.blend import paste_face
@@ -364,6 +372,8 @@ def check_output(input_info: MediaInfo, output: Path) -> str:
     if kind == "image" and input_info.kind != "image":
         raise InputError(output, "a single-image output needs a single-image input (write a video or a folder)")
     check_writable(output)
+    if kind == "video":
+        check_audio_fits(output, input_info)
     return kind
 
 
@@ -377,7 +387,8 @@ def swap_media(input_path: str | Path, model_dir: str | Path, output: str | Path
     stats = SwapStats()
     min_face = options.min_face or default_min_face(info)
     backend = make_backend("dlib", detector=options.detector, min_face=min_face)
-    window_backend = make_backend("dlib", detector=options.detector, min_face=80)
+    # Windows around tracked faces: detected at scale 1, with no score floor (a face is known to be there).
+    window_backend = make_backend("dlib", detector=options.detector, min_face=80, min_score=0.0)
     is_wanted = None
     if options.reference is not None:
         reference = np.asarray(options.reference, np.float32)
