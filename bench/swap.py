@@ -82,7 +82,8 @@ def main() -> None:
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else (
         platform.processor() or platform.machine())
     print(f"device: {device}; {os.cpu_count()} CPU cores; torch threads {args.threads}; clip {args.clip} -> "
-          f"1920x1080, {args.frames} frames; torch {torch.__version__}")
+          f"1920x1080, {args.frames} frames; torch {torch.__version__}; load average before the run "
+          f"{os.getloadavg()[0]:.1f} (other processes share these cores)")
     ours = dict(device=args.device, mask="both", blend="laplacian")
     cases = [
         ("128", "ours: detect every 5th frame (1/10-side faces), track between, batch 8, bf16 if native",
