@@ -1,4 +1,4 @@
-"""Data-parallel training: two gloo processes under torchrun end with identical weights."""
+"""Data-parallel training (with the PatchGAN on): two gloo processes under torchrun end with identical weights."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 from swapface.train.loop import TrainOptions, train
 torch.set_num_threads(1)
 result = train(sys.argv[1], sys.argv[2], sys.argv[3], TrainOptions(preset="tiny", batch_size=4, steps=6,
-               save_every=3, log_every=1, preview_every=1000, snapshot_every=0, device="cpu"))
+               save_every=3, log_every=1, preview_every=1000, snapshot_every=0, device="cpu", gan_weight=0.1))
 state = {k: v.detach().contiguous() for k, v in result.model.state_dict().items()}
 save_file(state, os.path.join(sys.argv[4], f"rank{os.environ['RANK']}.safetensors"))
 """

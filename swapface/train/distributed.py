@@ -57,6 +57,13 @@ def mean_across_ranks(values: torch.Tensor, info: Distributed) -> torch.Tensor:
     return values
 
 
+def broadcast_from_main(module: torch.nn.Module, info: Distributed) -> None:
+    """Give every rank rank 0's parameters (for modules not wrapped in DistributedDataParallel)."""
+    if info.enabled:
+        for tensor in module.state_dict().values():
+            dist.broadcast(tensor, src=0)
+
+
 def gather_objects(obj: object, info: Distributed) -> list:
     """Per-rank small objects (RNG states) to every rank, in rank order (in-memory, never from files)."""
     if not info.enabled:

@@ -221,6 +221,8 @@ class Trainer:
                 self.model_dir.mkdir(parents=True, exist_ok=True)
             self._save()  # step 0: the model dir is valid from the start, and rollback has a target
 
+        if self.discriminator is not None:
+            distributed.broadcast_from_main(self.discriminator, dist)
         self.ddp = self.model
         if dist.enabled:
             self.ddp = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda"
@@ -472,6 +474,10 @@ class Trainer:
         grid = preview_grid(self.model, self.preview_faces["a"], self.preview_faces["b"], self.autocast())
         write_rgb(self.model_dir / PREVIEW_DIR / f"step-{self.step:08d}.png", grid)
 
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
     def _tensorboard(self):
         if not self.dist.is_main:
             return None
@@ -491,7 +497,10 @@ def train(faceset_a: str | Path, faceset_b: str | Path, model_dir: str | Path, o
     try:
         with stop_requests() as stop:
             trainer = Trainer(Path(faceset_a), Path(faceset_b), Path(model_dir), options, dist, message)
-            return trainer.run(stop, progress)
+            try:
+                return trainer.run(stop, progress)
+            finally:
+                trainer.close()
     finally:
         distributed.teardown(dist)
 
