@@ -87,3 +87,16 @@ def test_model_dir_damage_is_one_line_input_error(tmp_path, damage: str) -> None
     message = str(info.value)
     assert "\n" not in message
     assert (WEIGHTS_FILE in message) or (CONFIG_FILE in message)
+
+
+def test_512_preset_trains_every_parameter() -> None:
+    torch.manual_seed(0)
+    model = SwapAutoencoder(preset("512"))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.rand(1, 3, 512, 512)
+    for _ in range(2):  # zero-initialised residual branches open up after the first step
+        optimizer.zero_grad()
+        out = model(x, x)
+        (out.rgb_a.mean() + out.mask_a.mean() + out.rgb_b.mean() + out.mask_b.mean() + out.mu.pow(2).mean()).backward()
+        optimizer.step()
+    assert all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.parameters())
