@@ -194,8 +194,9 @@ class Trainer:
             self._init_from(Path(options.init_from))
         if "encoder" in options.freeze:
             self.model.encoder.requires_grad_(False)
-        if device.type == "cuda":
+        if device.type == "cuda":  # NHWC convs are the tensor-core path; cuDNN picks the fastest kernels
             self.model = self.model.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         fused = device.type == "cuda"  # one kernel for all parameters instead of several per tensor
         self.optimizer = torch.optim.AdamW(trainable, lr=options.lr, betas=(0.9, 0.99), weight_decay=0.0, fused=fused)
