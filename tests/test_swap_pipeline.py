@@ -227,10 +227,14 @@ def test_image_folder_and_patch_outputs(tmp_path: Path, model_dir: Path) -> None
 
 
 @pytest.mark.parametrize("case", ["no model", "corrupt model", "resolution mismatch", "unreadable video",
-                                  "output not writable"])
+                                  "output not writable", "unknown blend", "empty time range"])
 def test_bad_input_one_line_error_and_no_output(tmp_path: Path, clip: Path, model_dir: Path, case: str) -> None:
-    model, video, out = model_dir, clip, tmp_path / "out.mp4"
-    if case == "no model":
+    model, video, out, extra = model_dir, clip, tmp_path / "out.mp4", []
+    if case == "unknown blend":
+        extra = ["--blend", "smudge"]
+    elif case == "empty time range":
+        extra = ["--start", "1", "--end", "0.5"]
+    elif case == "no model":
         model = tmp_path / "missing_model"
     elif case == "corrupt model":
         model = tmp_path / "corrupt"
@@ -250,7 +254,7 @@ def test_bad_input_one_line_error_and_no_output(tmp_path: Path, clip: Path, mode
         blocker = tmp_path / "a_file"
         blocker.write_text("x")
         out = blocker / "out.mp4"
-    result = runner.invoke(app, ["swap", str(video), "-m", str(model), "-o", str(out)])
+    result = runner.invoke(app, ["swap", str(video), "-m", str(model), "-o", str(out), *extra])
     assert result.exit_code == 1, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), result.output

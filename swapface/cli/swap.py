@@ -24,7 +24,7 @@ STAGES = ("decode", "detect", "identify", "align", "model", "blend", "encode")
 
 def _choice(value: str, choices: tuple[str, ...], option: str) -> str:
     if value not in choices:
-        raise typer.BadParameter(f"{option} must be one of {', '.join(choices)}, got {value!r}")
+        raise SwapfaceError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
     return value
 
 
@@ -88,16 +88,15 @@ def swap_command(
         _choice(blend, BLEND_MODES, "--blend")
         _choice(detector, ("hog", "cnn"), "--detector")
         _choice(precision, ("auto", "bf16", "fp32"), "--precision")
+        if end is not None and end <= start:
+            raise SwapfaceError(f"--end ({end}) must be after --start ({start})")
         info = probe(input)
         target = reference_embedding(reference) if reference is not None else None
-        try:
-            options = SwapOptions(
-                direction=direction, reference=target, max_distance=max_distance, color=color, mask=mask,
-                erode=erode, blur=blur, blend=blend, smooth=smooth, detector=detector, min_face=min_face,
-                detect_every=detect_every, batch_size=batch_size, device=device, precision=precision,
-                start=start, end=end, video=VideoSettings(codec=codec, crf=crf, preset=preset), patches=patches)
-        except SwapfaceError as exc:
-            raise typer.BadParameter(str(exc)) from None
+        options = SwapOptions(
+            direction=direction, reference=target, max_distance=max_distance, color=color, mask=mask,
+            erode=erode, blur=blur, blend=blend, smooth=smooth, detector=detector, min_face=min_face,
+            detect_every=detect_every, batch_size=batch_size, device=device, precision=precision,
+            start=start, end=end, video=VideoSettings(codec=codec, crf=crf, preset=preset), patches=patches)
         total = info.frame_count if start == 0 and end is None else None
         with Progress(TextColumn("[bold]swap[/]"), BarColumn(bar_width=None), MofNCompleteColumn(),
                       TextColumn("{task.fields[faces]} faces, {task.fields[rate]:.1f} frames/s"),
