@@ -26,6 +26,8 @@ WINDOW_FACE_PX = 110  # faces are resized to about this size for local re-detect
 MIN_IOU = 0.3  # a detection continues a track when their boxes overlap at least this much
 MIN_LIKENESS = 0.6  # normalised correlation of aligned thumbnails needed to coast on a missed frame
 THUMB_SPEC = AlignSpec(64, "tight")
+IDENTITY_CHECKS = 4  # times a face that does not match --reference is checked again ...
+IDENTITY_RECHECK_EVERY = 15  # ... every this many detected frames
 
 
 @dataclass
@@ -49,6 +51,8 @@ class _Track:
     selected: bool
     smoother: OneEuroFilter | None
     missed: int = 0
+    confirmations: int = 0  # frames the detector found this face in
+    identity_checks: int = 1
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -178,6 +182,12 @@ class FaceTracker:
     def _confirm(self, track: _Track, image: np.ndarray, det: DetectedFace) -> None:
         track.bbox, track.landmarks, track.missed = det.bbox, det.landmarks, 0
         track.thumbnail = face_thumbnail(image, det.landmarks)
+        track.confirmations += 1
+        # A face first seen blurred or turned away may fail the identity check: look again a few times.
+        if (not track.selected and self.is_wanted is not None and track.identity_checks < IDENTITY_CHECKS
+                and track.confirmations % IDENTITY_RECHECK_EVERY == 0):
+            track.identity_checks += 1
+            track.selected = self.is_wanted(image, det.landmarks)
 
     def _new_track(self, image: np.ndarray, det: DetectedFace) -> _Track:
         selected = self.is_wanted(image, det.landmarks) if self.is_wanted is not None else True
