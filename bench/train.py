@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -162,6 +163,8 @@ def main() -> None:
         title = (f"training throughput on {torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}"
                  f" ({torch.get_num_threads()} threads), batch {args.batch_size} per identity; matmul ceiling "
                  + ", ".join(f"{k} {v / 1e12:.2f} TFLOP/s" for k, v in ceiling.items()))
+        if device.type == "cpu":  # other processes on the machine skew CPU numbers; say how busy it was
+            title += f"; load average at start {os.getloadavg()[0]:.1f}"
         table = Table(title=title)
         for column in ("px", "model", "precision", "params (M)", "GFLOP/img (fwd+bwd)", "img/s", "TFLOP/s",
                        "% of ceiling", "vs baseline"):
