@@ -1,10 +1,12 @@
 """The swap stage: video (or image, or folder) + model dir -> the same media with the face replaced.
 
-Three threads share the work so that no stage waits on another more than it must: one decodes ahead
-into a bounded queue, the main thread tracks faces, runs the model on batches of faces and composites
-them, and one encodes behind from a bounded queue. Memory stays bounded by the queue sizes and the
-batch, whatever the video's length or resolution. Frames come out in input order with their input
-timestamps; frames without a face to swap pass through untouched.
+Four stages run side by side, joined by bounded queues, so that no stage waits on another more than
+it must: one thread decodes ahead; the main thread tracks faces (detection, landmarks, smoothing) and
+crops them; one thread runs the model on batches of faces and composites them back (frames of a
+batch in parallel: OpenCV releases the GIL); one thread encodes behind. Memory stays bounded by the
+queue sizes and the batch, whatever the video's length (about 3 x queue_frames + 2 x batch frames).
+Frames come out in input order with their input timestamps; frames without a face to swap pass
+through untouched.
 """
 
 from __future__ import annotations
@@ -37,10 +39,10 @@ from swapface.media.writer import (
 )
 from swapface.model import ModelConfig, SwapAutoencoder
 from swapface.modeldir import CONFIG_FILE, load_model, read_config_json
-from swapface.swap.blend import paste_face
-from swapface.swap.color import transfer_color
+from swapface.swap.blend import BLEND_MODES, paste_face
+from swapface.swap.color import COLOR_MODES, transfer_color
 from swapface.swap.crops import crop_face_window
-from swapface.swap.masks import crop_pixels, face_mask
+from swapface.swap.masks import MASK_MODES, crop_pixels, face_mask
 from swapface.swap.tracking import FaceTracker, TrackedFace
 
 DIRECTIONS = {"a2b": "b", "b2a": "a"}  # input shows A -> render with B's decoder, and back
@@ -77,6 +79,10 @@ class SwapOptions:
             raise SwapfaceError(f"direction must be a2b or b2a, got {self.direction!r}")
         if self.end is not None and self.end <= self.start:
             raise SwapfaceError(f"--end ({self.end}) must be after --start ({self.start})")
+        for name, value, allowed in (("color", self.color, COLOR_MODES), ("mask", self.mask, MASK_MODES),
+                                     ("blend", self.blend, BLEND_MODES)):
+            if value not in allowed:
+                raise SwapfaceError(f"--{name} must be one of {', '.join(allowed)}, got {value!r}")
         if self.start < 0:
             raise SwapfaceError("--start must not be negative")
 
