@@ -404,8 +404,9 @@ def swap_media(input_path: str | Path, model_dir: str | Path, output: str | Path
                 embedding = backend.embed(image, landmarks)
             return float(np.linalg.norm(embedding - reference)) <= options.max_distance
 
-    tracker = FaceTracker(backend, window_backend, detect_every=options.detect_every if kind == "video" else 1,
-                          smooth=options.smooth if kind == "video" else 0.0, is_wanted=is_wanted)
+    is_video = info.kind == "video"
+    tracker = FaceTracker(backend, window_backend, detect_every=options.detect_every if is_video else 1,
+                          smooth=options.smooth if is_video else 0.0, is_wanted=is_wanted)
     with contextlib.ExitStack() as stack:
         if kind == "video":
             writer = stack.enter_context(VideoWriter(output, info, options.video, options.start, options.end))
@@ -414,15 +415,15 @@ def swap_media(input_path: str | Path, model_dir: str | Path, output: str | Path
         patches = stack.enter_context(PatchWriter(options.patches)) if options.patches else None
         swapper = FaceSwapper(model, spec, options, stats.times, patches)
         stack.callback(swapper.close)
-        frames = _in_range(open_media(input_path), options.start, options.end) if info.kind == "video" \
+        frames = _in_range(open_media(input_path), options.start, options.end) if is_video \
             else open_media(input_path)
-        _run(frames, tracker, swapper, writer.write, options, stats, progress)
+        _run(frames, tracker, swapper, writer.write, options, stats, progress, independent_frames=not is_video)
     return stats
 
 
 def _run(frames: Iterable[Frame], tracker: FaceTracker, swapper: FaceSwapper,
          write: Callable[[Frame, np.ndarray], None], options: SwapOptions, stats: SwapStats,
-         progress: ProgressCallback | None) -> None:
+         progress: ProgressCallback | None, independent_frames: bool = False) -> None:
     """Four stages, each in its own thread, joined by bounded queues: decode ahead; track faces (here);
     model + composite a batch; encode behind. Batches and frames stay in order end to end."""
     started = time.perf_counter()
@@ -446,6 +447,8 @@ def _run(frames: Iterable[Frame], tracker: FaceTracker, swapper: FaceSwapper,
     pending: list[_Pending] = []
     try:
         for frame in reader:
+            if independent_frames:  # photos of a folder: no face is followed from one to the next
+                tracker.reset()
             with times("detect"):
                 faces = tracker.update(frame.image, frame.time)
             pending.append(swapper.prepare(frame, faces))

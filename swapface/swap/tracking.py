@@ -129,6 +129,10 @@ class FaceTracker:
         self._tracks = survivors
         return out
 
+    def reset(self) -> None:
+        """Forget all faces (the next image is unrelated to the last, e.g. the photos of a folder)."""
+        self._tracks = []
+
     def _associate(self, detections: list[DetectedFace]) -> dict[int, DetectedFace | None]:
         pairs = sorted(((iou(t.bbox, d.bbox), i, j) for i, t in enumerate(self._tracks)
                         for j, d in enumerate(detections)), reverse=True)
