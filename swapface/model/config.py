@@ -86,8 +86,8 @@ PRESETS: dict[str, ModelConfig] = {
     # CPU tests and demos: ~0.6 M parameters, trains visibly in a hundred steps on one core.
     "tiny": ModelConfig(resolution=64, base_width=16, max_width=64, latent_channels=16, latent_stride=8,
                         encoder_blocks=1, decoder_blocks=1),
-    # Real work. All three have an 8x8 spatial latent; a training step costs 26 / 30 / 47 GFLOP per
-    # image at 128 / 256 / 512 px (the classic 4x4-bottleneck model: 27 / 85 / 311).
+    # Real work. All three have an 8x8 spatial latent; a training step (forward + backward) costs
+    # 34 / 40 / 64 GFLOP per image at 128 / 256 / 512 px (the classic 4x4-bottleneck model: 27 / 85 / 311).
     "128": ModelConfig(resolution=128, base_width=64, max_width=512, latent_channels=32, latent_stride=16),
     "256": ModelConfig(resolution=256, base_width=64, max_width=512, latent_channels=64, latent_stride=32,
                        stem_stride=4),
