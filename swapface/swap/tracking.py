@@ -18,11 +18,10 @@ import numpy as np
 
 from swapface.faces import AlignSpec, FaceBackend, alignment_matrix
 from swapface.faces.backend import DetectedFace
-from swapface.swap.crops import crop_face_window
 from swapface.swap.smoothing import OneEuroFilter, landmark_filter
 
-WINDOW_GROW = 0.6  # the local search window extends the last box by this fraction on each side
-WINDOW_FACE_PX = 110  # faces are resized to about this size for local re-detection (HOG window: 80)
+WINDOW_GROW = 0.45  # the local search window extends the last box by this fraction on each side
+WINDOW_FACE_PX = 100  # faces are resized to about this size for local re-detection (HOG window: 80)
 MIN_IOU = 0.3  # a detection continues a track when their boxes overlap at least this much
 MIN_LIKENESS = 0.6  # normalised correlation of aligned thumbnails needed to coast on a missed frame
 THUMB_SPEC = AlignSpec(64, "tight")
@@ -65,12 +64,26 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def face_thumbnail(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Aligned 32x32 grey face, zero-mean and unit-norm, for a cheap same-face check."""
-    crop = crop_face_window(image, alignment_matrix(landmarks, THUMB_SPEC), THUMB_SPEC.size)
+    # A plain bilinear warp (no area pre-filter): the thumbnail only has to be comparable frame to frame.
+    crop = cv2.warpAffine(image, alignment_matrix(landmarks, THUMB_SPEC), (THUMB_SPEC.size,) * 2,
+                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     grey = cv2.resize(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), (32, 32), interpolation=cv2.INTER_AREA)
     v = grey.astype(np.float32).ravel()
     v -= v.mean()
     norm = float(np.linalg.norm(v))
     return v / norm if norm > 1e-3 else np.zeros_like(v)
+
+
+def shrink(image: np.ndarray, scale: float) -> np.ndarray:
+    """Resize for detection: an integer-factor area reduction (OpenCV's fast path) then bilinear, about
+    4x cheaper than a fractional area resize and as good for the detector."""
+    factor = int(1 / scale) if scale < 0.5 else 1
+    if factor > 1:
+        h, w = image.shape[:2]
+        image = cv2.resize(image[:h - h % factor, :w - w % factor], (w // factor, h // factor),
+                           interpolation=cv2.INTER_AREA)
+        scale *= factor
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
 
 
 def face_size(landmarks: np.ndarray) -> float:
@@ -158,13 +171,13 @@ class FaceTracker:
             return None
         scale = WINDOW_FACE_PX / max(x1 - x0, y1 - y0, 1.0)
         window = image[wy0:wy1, wx0:wx1]
-        small = cv2.resize(window, None, fx=scale, fy=scale,
-                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        small = shrink(window, scale)
         boxes = [f.bbox for f in self.window_backend.detect(small)]
         if not boxes:
             return None
         offset = np.array([wx0, wy0, wx0, wy0], np.float64)
-        candidates = [b / scale + offset for b in boxes]
+        sx, sy = small.shape[1] / window.shape[1], small.shape[0] / window.shape[0]  # as resized
+        candidates = [b / np.array([sx, sy, sx, sy]) + offset for b in boxes]
         best = max(candidates, key=lambda b: iou(b, track.bbox))
         if iou(best, track.bbox) < MIN_IOU:
             return None
