@@ -3,15 +3,12 @@ KL, and the hinge GAN terms. All computed in fp32 whatever the autocast precisio
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 
 BACKGROUND_WEIGHT = 0.1  # outside the face hull the crop still counts, a little, so edges blend
 
 
-@functools.lru_cache(maxsize=8)
 def _gaussian_1d(size: int, sigma: float, device: torch.device) -> torch.Tensor:
     x = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
