@@ -28,19 +28,18 @@ class FaceTensors:
     landmarks: np.ndarray
     embeddings: np.ndarray
     coverage: str
-    path: Path
 
     def __len__(self) -> int:
         return len(self.images)
 
     def to(self, device: torch.device) -> FaceTensors:
         return FaceTensors(self.images.to(device), self.masks.to(device), self.weights.to(device), self.landmarks,
-                           self.embeddings, self.coverage, self.path)
+                           self.embeddings, self.coverage)
 
     def select(self, index: torch.Tensor) -> FaceTensors:
         rows = index.cpu().numpy()
         return FaceTensors(self.images[index], self.masks[index], self.weights[index], self.landmarks[rows],
-                           self.embeddings[rows], self.coverage, self.path)
+                           self.embeddings[rows], self.coverage)
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Float (images, masks, weights) for the faces `index`; images and masks in [0, 1]."""
@@ -71,8 +70,7 @@ def load_faces(path: str | Path, resolution: int) -> FaceTensors:
                                    0, 255).astype(np.uint8))
         return FaceTensors(torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(masks))[:, None],
                            torch.from_numpy(np.stack(weights))[:, None], np.stack(landmarks),
-                           np.stack([r.embedding for r in records]).astype(np.float32), faceset.spec.coverage,
-                           Path(path))
+                           np.stack([r.embedding for r in records]).astype(np.float32), faceset.spec.coverage)
     finally:
         faceset.close()
 
