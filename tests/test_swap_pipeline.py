@@ -300,3 +300,20 @@ def test_4k_image_keeps_resolution_and_every_pixel_away_from_the_face(tmp_path: 
     assert np.array_equal(result[away], canvas[away])
     face = hull_mask(landmarks, canvas.shape[:2]) > 0.99
     assert np.abs(result[face].astype(int) - canvas[face]).mean() > 8
+
+
+def test_memory_stays_bounded_whatever_the_length(tmp_path: Path, model_dir: Path) -> None:
+    """Frames stream through bounded queues: swapping 3x as many frames must not need 3x the memory
+    (numpy reports its buffers to tracemalloc, so decoded frames are counted)."""
+    import tracemalloc
+
+    peaks = []
+    for seconds in (1.0, 3.0):
+        tracemalloc.start()
+        stats = swap_media(VIDEOS / "lp_d3.mp4", model_dir, tmp_path / "long.mp4", SwapOptions(end=seconds))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert stats.frames == round(30 * seconds)
+    frame_bytes = 512 * 512 * 3
+    assert peaks[1] < peaks[0] + 10 * frame_bytes, [p / frame_bytes for p in peaks]
+    assert peaks[1] < 60 * frame_bytes  # 90 frames were written; far fewer are ever held
