@@ -14,7 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from swapface.cli.main import app
-from swapface.faces import AlignSpec, make_backend
+from swapface.faces import AlignSpec, alignment_matrix, make_backend, transform_points
 from swapface.faces.masks import hull_mask
 from swapface.faceset import Faceset
 from swapface.media import open_media, probe
@@ -317,3 +317,32 @@ def test_memory_stays_bounded_whatever_the_length(tmp_path: Path, model_dir: Pat
     frame_bytes = 512 * 512 * 3
     assert peaks[1] < peaks[0] + 10 * frame_bytes, [p / frame_bytes for p in peaks]
     assert peaks[1] < 60 * frame_bytes  # 90 frames were written; far fewer are ever held
+
+
+def test_temporal_smoothing_keeps_the_swapped_face_as_steady_as_the_source(tmp_path: Path, model_dir: Path) -> None:
+    """Frame-to-frame change of the face, in crops aligned on the *source's* landmarks (so head motion
+    cancels and only change added by the swap remains), relative to the source's own change: landmark
+    jitter makes the unsmoothed swap flicker; the One-Euro filter brings it back near the source's.
+    Measured here: about 1.6 without smoothing, 1.1 with the default."""
+    from swapface.swap.crops import crop_face_window
+
+    clip = VIDEOS / "lp_d10.mp4"  # 2 s of a talking woman, not in the training facesets
+    source = [f.image for f in open_media(clip) if f.index < 60]
+    backend, spec = make_backend("dlib"), AlignSpec(128, "whole")
+    landmarks = [backend.detect(image)[0].landmarks for image in source]
+
+    def change(frames: list[np.ndarray]) -> float:
+        total = 0.0
+        for i in range(1, len(frames)):
+            matrix = alignment_matrix(landmarks[i], spec)
+            mask = hull_mask(transform_points(landmarks[i], matrix), (128, 128))
+            before, now = (crop_face_window(f, matrix, 128).astype(np.float32) for f in (frames[i - 1], frames[i]))
+            total += float((np.abs(now - before).mean(-1) * mask).sum() / mask.sum())
+        return total
+
+    ratio = {}
+    for smooth in (0.0, 1.0):
+        swap_media(clip, model_dir, tmp_path / "steady.mp4", SwapOptions(end=2.0, smooth=smooth))
+        ratio[smooth] = change([f.image for f in open_media(tmp_path / "steady.mp4")]) / change(source)
+    assert ratio[1.0] < 0.8 * ratio[0.0], ratio
+    assert ratio[1.0] < 1.3, ratio
