@@ -11,7 +11,6 @@ from swapface.faces.masks import hull_mask
 from swapface.media import open_media
 from swapface.swap.blend import BLEND_MODES, paste_face
 from swapface.swap.color import transfer_color
-from swapface.swap.crops import crop_face_window
 from swapface.swap.masks import crop_pixels, face_mask
 from swapface.swap.smoothing import OneEuroFilter, landmark_filter
 from swapface.swap.tracking import FaceTracker
@@ -162,7 +161,7 @@ def test_crop_samples_exactly_where_the_matrix_says(scale: float) -> None:
     angle, size = 0.2, 128
     matrix = scale * np.array([[np.cos(angle), -np.sin(angle), 0.0], [np.sin(angle), np.cos(angle), 0.0]])
     matrix[:, 2] = [size / 2, size / 2] - matrix[:, :2] @ [960.25, 540.6]
-    crop = crop_face_window(ramp, matrix, size)
+    crop = crop_face(ramp, matrix, size)
     u, v = np.meshgrid(np.arange(size), np.arange(size))
     inverse = cv2.invertAffineTransform(matrix)
     x = inverse[0, 0] * u + inverse[0, 1] * v + inverse[0, 2]

@@ -324,7 +324,7 @@ def test_temporal_smoothing_keeps_the_swapped_face_as_steady_as_the_source(tmp_p
     cancels and only change added by the swap remains), relative to the source's own change: landmark
     jitter makes the unsmoothed swap flicker; the One-Euro filter brings it back near the source's.
     Measured here: about 1.6 without smoothing, 1.1 with the default."""
-    from swapface.swap.crops import crop_face_window
+    from swapface.faces.align import crop_face
 
     clip = VIDEOS / "lp_d10.mp4"  # 2 s of a talking woman, not in the training facesets
     source = [f.image for f in open_media(clip) if f.index < 60]
@@ -336,7 +336,7 @@ def test_temporal_smoothing_keeps_the_swapped_face_as_steady_as_the_source(tmp_p
         for i in range(1, len(frames)):
             matrix = alignment_matrix(landmarks[i], spec)
             mask = hull_mask(transform_points(landmarks[i], matrix), (128, 128))
-            before, now = (crop_face_window(f, matrix, 128).astype(np.float32) for f in (frames[i - 1], frames[i]))
+            before, now = (crop_face(f, matrix, 128).astype(np.float32) for f in (frames[i - 1], frames[i]))
             total += float((np.abs(now - before).mean(-1) * mask).sum() / mask.sum())
         return total
 

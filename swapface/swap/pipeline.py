@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from swapface.errors import InputError, SwapfaceError
-from swapface.faces import AlignSpec, alignment_matrix, make_backend, transform_points
+from swapface.faces import AlignSpec, alignment_matrix, crop_face, make_backend, transform_points
 from swapface.media import Frame, MediaInfo, open_media, probe
 from swapface.media.writer import (
     ImageWriter,
@@ -41,7 +41,6 @@ from swapface.model import ModelConfig, SwapAutoencoder
 from swapface.modeldir import CONFIG_FILE, load_model, read_config_json
 from swapface.swap.blend import BLEND_MODES, paste_face
 from swapface.swap.color import COLOR_MODES, transfer_color
-from swapface.swap.crops import crop_face_window
 from swapface.swap.masks import MASK_MODES, crop_pixels, face_mask
 from swapface.swap.tracking import FaceTracker, TrackedFace
 
@@ -199,7 +198,7 @@ class FaceSwapper:
         with self.times("align"):
             chosen = [f for f in faces if f.selected]
             matrices = [alignment_matrix(f.landmarks, self.spec) for f in chosen]
-            crops = [crop_face_window(frame.image, m, self.spec.size) for m in matrices]
+            crops = [crop_face(frame.image, m, self.spec.size) for m in matrices]
         return _Pending(frame, frame.image, chosen, matrices, crops)
 
     def run(self, batch: list[_Pending]) -> None:
