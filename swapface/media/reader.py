@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from swapface.errors import InputError
@@ -50,6 +51,19 @@ def _rotation_of(frame: av.VideoFrame) -> int:
     degrees = int(round(getattr(frame, "rotation", 0) or 0))
     # FFmpeg's display matrix gives counter-clockwise rotation; the picture must turn the other way.
     return (-degrees) % 360
+
+
+_BT601_OR_UNSPECIFIED = {2, 5, 6}  # FFmpeg colorspace ids: unspecified, BT.470BG, SMPTE 170M
+
+
+def _rgb(frame: av.VideoFrame) -> np.ndarray:
+    """Frame -> RGB uint8. 4:2:0 BT.601 limited-range frames (most video) are converted by OpenCV:
+    swscale's direct yuv420p->rgb24 path comes out 1-1.4 levels dark, which a decode/encode round trip
+    would accumulate; OpenCV's conversion round-trips with our encoder to within 0.01 levels."""
+    if (frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0
+            and frame.colorspace in _BT601_OR_UNSPECIFIED and frame.color_range in (0, 1)):
+        return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
+    return frame.to_ndarray(format="rgb24")
 
 
 def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
@@ -146,7 +160,7 @@ def _video_frames(path: Path) -> Iterator[Frame]:
                     time = float((pts - start) * stream.time_base)
                 else:
                     time = index / float(stream.average_rate or 25)
-                image = _upright(frame.to_ndarray(format="rgb24"), _rotation_of(frame))
+                image = _upright(_rgb(frame), _rotation_of(frame))
                 yield Frame(index, time, image, str(path), pts)
                 index += 1
         except av.error.FFmpegError as exc:
