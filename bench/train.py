@@ -150,6 +150,8 @@ def main() -> None:
     parser.add_argument("--facesets", nargs=2, type=Path, help="faceset A and B (default: extract from "
                                                                  "../shared/data into a temp dir)")
     args = parser.parse_args()
+    if args.facesets is None and not VIDEOS.is_dir():
+        parser.error(f"no clips at {VIDEOS} to extract faces from: pass --facesets A B")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
