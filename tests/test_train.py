@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from swapface.media.images import read_rgb
@@ -199,3 +200,14 @@ def test_facesets_with_different_coverage_are_refused(faceset_a, faceset_b, tmp_
     assert len(lines) == 1 and "coverage 'tight'" in lines[0] and str(tight) in lines[0], run.stderr
     assert not (tmp_path / "m").exists()
     assert os.path.isdir(faceset_b)
+
+
+@pytest.mark.parametrize(("option", "value", "words"), [("--device", "gpu", "unknown device"),
+                                                        ("--precision", "fp16", "fp32 or bf16"),
+                                                        ("--resolution", "100", "power of two")])
+def test_bad_options_are_one_line_errors(faceset_a, faceset_b, tmp_path, option, value, words) -> None:
+    run = subprocess.run(_cli(str(faceset_a), str(faceset_b), "-m", str(tmp_path / "m"), "--preset", "tiny",
+                              option, value), env=ENV, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert len(run.stderr.strip().splitlines()) == 1 and words in run.stderr, run.stderr
+    assert not (tmp_path / "m").exists()

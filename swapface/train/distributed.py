@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from swapface.errors import SwapfaceError
+
 
 @dataclass(frozen=True)
 class Distributed:
@@ -35,7 +37,12 @@ def setup(device: str | None) -> Distributed:
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     name = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    chosen = torch.device(name)
+    try:
+        chosen = torch.device(name)
+    except RuntimeError:
+        raise SwapfaceError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise SwapfaceError(f"device {name!r} asked for, but torch sees no CUDA GPU here")
     if chosen.type == "cuda" and chosen.index is None:
         chosen = torch.device("cuda", local_rank)
     if chosen.type == "cuda":
