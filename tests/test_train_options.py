@@ -1,10 +1,12 @@
-"""Training options on real facesets: --init-from with --freeze encoder, the PatchGAN in bf16, resume of it."""
+"""Training options on real facesets: --init-from with --freeze encoder, the PatchGAN in bf16 (and its resume),
+the published weight average."""
 
 from __future__ import annotations
 
 import json
 
 import torch
+from safetensors.torch import load_file
 
 from swapface.modeldir import load_model
 from swapface.train.checkpoint import CHECKPOINT_FILE, load_checkpoint
@@ -46,3 +48,18 @@ def test_gan_in_bf16_trains_and_resumes(faceset_a, faceset_b, tmp_path) -> None:
     assert [r["step"] for r in records] == [1, 2, 3, 4] and result.step == 4
     assert all(torch.isfinite(torch.tensor([r["gan_g"], r["gan_d"], r["loss"]])).all() for r in records)
     assert 0 < records[-1]["gan_d"] < 4  # hinge loss of a discriminator that is neither perfect nor lost
+
+
+def test_model_dir_publishes_the_weight_average(faceset_a, faceset_b, tmp_path) -> None:
+    for ema in (0.999, 0.0):
+        model_dir = tmp_path / f"ema{ema}"
+        train(faceset_a, faceset_b, model_dir, _options(steps=5, ema=ema), message=lambda _t: None)
+        tensors, _ = load_checkpoint(model_dir / CHECKPOINT_FILE)
+        published = load_file(model_dir / "model.safetensors")
+        name = "decoders.a.body.0.weight"
+        if ema:
+            assert torch.equal(published[name], tensors[f"ema.{name}"])
+            assert not torch.equal(published[name], tensors[f"model.{name}"])
+        else:
+            assert torch.equal(published[name], tensors[f"model.{name}"])
+            assert not any(k.startswith("ema.") for k in tensors)

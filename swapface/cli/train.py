@@ -43,6 +43,8 @@ def train_command(
     = None,
     compile: Annotated[bool, typer.Option("--compile/--no-compile", help="torch.compile the model.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of weights, data order and augmentation.")] = 0,
+    ema: Annotated[float, typer.Option(help="Decay of the weight average written to the model dir (0: raw "
+                                            "weights).")] = 0.999,
 ) -> None:
     """Train a model that swaps A's and B's faces; rerun the same command to resume. Under
     `torchrun --nproc_per_node=N` it trains data-parallel."""
@@ -52,7 +54,7 @@ def train_command(
             gan_weight=gan_weight, save_every=save_every, snapshot_every=snapshot_every,
             preview_every=preview_every, log_every=log_every, eval_every=eval_every, holdout=holdout,
             init_from=init_from, freeze=tuple(freeze or ()), device=device, precision=precision, compile=compile,
-            seed=seed)
+            seed=seed, ema=ema)
         with Progress(TextColumn("[bold]train[/]"), BarColumn(bar_width=None), MofNCompleteColumn(),
                       TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), console=console,
                       transient=True) as bar:

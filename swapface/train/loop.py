@@ -9,6 +9,7 @@ step, and a resumed run lines up with the uninterrupted one).
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import signal
@@ -80,6 +81,7 @@ class TrainOptions:
     precision: str | None = None  # fp32 | bf16; None: bf16 on GPU, fp32 on CPU
     compile: bool = False
     seed: int = 0
+    ema: float = 0.999  # decay of the weights' moving average that swap uses (0: use the raw weights)
     augment: AugmentOptions = field(default_factory=AugmentOptions)
 
 
@@ -97,7 +99,7 @@ class TrainResult:
     step: int
     interrupted: bool
     metrics: dict[str, float]
-    model: SwapAutoencoder  # the trained model (on its training device, in train mode)
+    model: SwapAutoencoder  # the published model (EMA weights if enabled), on the training device
     main_process: bool  # rank 0 (the one that reports) under torchrun; always True otherwise
 
 
@@ -112,6 +114,8 @@ def _check_options(options: TrainOptions) -> None:
             raise SwapfaceError(f"{name.replace('_', '-')} must be at least 1")
     if not 0 <= options.holdout < 0.5:
         raise SwapfaceError("holdout must be in [0, 0.5)")
+    if not 0 <= options.ema < 1:
+        raise SwapfaceError("ema must be in [0, 1)")
     if options.eval_every and not options.holdout:
         raise SwapfaceError("--eval-every needs held-out faces: give --holdout too (e.g. 0.1)")
 
@@ -198,6 +202,10 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
             torch.backends.cudnn.benchmark = True
         trainable = [p for p in self.model.parameters() if p.requires_grad]
+        # The published model: a moving average of the weights, steadier from step to step (less
+        # flicker in swapped video) than the raw weights. Kept on every rank, so ranks stay alike.
+        self.ema = copy.deepcopy(self.model).requires_grad_(False) if options.ema else None
+        self.published = self.ema if self.ema is not None else self.model
         fused = device.type == "cuda"  # one kernel for all parameters instead of several per tensor
         self.optimizer = torch.optim.AdamW(trainable, lr=options.lr, betas=(0.9, 0.99), weight_decay=0.0, fused=fused)
         self.discriminator = self.disc_optimizer = None
@@ -222,8 +230,9 @@ class Trainer:
                 self.model_dir.mkdir(parents=True, exist_ok=True)
             self._save()  # step 0: the model dir is valid from the start, and rollback has a target
 
-        if self.discriminator is not None:
-            distributed.broadcast_from_main(self.discriminator, dist)
+        for module in (self.discriminator, None if self.resuming else self.ema):  # what DDP does not sync
+            if module is not None:
+                distributed.broadcast_from_main(module, dist)
         self.ddp = self.model
         if dist.enabled:
             self.ddp = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda"
@@ -274,6 +283,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        self._update_ema()
         if self.discriminator is not None:
             with self.autocast():
                 real = self.discriminator(torch.cat([target_a, target_b]))
@@ -286,6 +296,14 @@ class Trainer:
             self.disc_optimizer.step()
         terms["loss"] = loss
         return {key: value.detach() for key, value in terms.items()}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """EMA with warm-up (decay (1+t)/(10+t) early on), so short runs publish trained weights too."""
+        if self.ema is None:
+            return
+        decay = min(self.options.ema, (1 + self.step) / (10 + self.step))
+        torch._foreach_lerp_(list(self.ema.parameters()), list(self.model.parameters()), 1 - decay)
 
     def run(self, stop: threading.Event, progress: Callable[[Progress], None] | None = None) -> TrainResult:
         o, dist = self.options, self.dist
@@ -329,12 +347,12 @@ class Trainer:
             if dist.is_main and (self.step % o.preview_every == 0 or done):
                 self._preview()
             if self.evaluator is not None and (self.step % o.eval_every == 0 or done):
-                self._log({"event": "eval", **self.evaluator(self.model, self.autocast(), self.device)})
+                self._log({"event": "eval", **self.evaluator(self.published, self.autocast(), self.device)})
             if stop_requested:
                 self.message(f"stopped at step {self.step}; checkpoint saved in {self.model_dir}")
-                return TrainResult(self.step, True, metrics, self.model, dist.is_main)
+                return TrainResult(self.step, True, metrics, self.published, dist.is_main)
             window_start = time.perf_counter()
-        return TrainResult(self.step, False, metrics, self.model, dist.is_main)
+        return TrainResult(self.step, False, metrics, self.published, dist.is_main)
 
     def _is_sync_step(self) -> bool:
         o = self.options
@@ -365,6 +383,8 @@ class Trainer:
         ranks = distributed.gather_objects(self._rng_state(), self.dist)
         if self.dist.is_main:
             tensors = flatten("model", self.model.state_dict())
+            if self.ema is not None:
+                tensors.update(flatten("ema", self.ema.state_dict()))
             optim, groups = optimizer_tensors(self.optimizer)
             tensors.update(flatten("optim", optim))
             state = {"step": self.step, "lr_scale": self.lr_scale, "world_size": self.dist.world_size,
@@ -378,16 +398,20 @@ class Trainer:
             for rank, rng in enumerate(ranks):
                 tensors.update(flatten(f"rng{rank}", rng))
             save_checkpoint(self.model_dir / CHECKPOINT_FILE, tensors, state)
-            save_weights(self.model_dir, self.model)
+            save_weights(self.model_dir, self.published)
             write_config(self.model_dir, self.config, self._training_record())
             every = self.options.snapshot_every
             if every and self.step and self.step % every == 0:
-                save_model(self.model_dir / SNAPSHOT_DIR / f"step-{self.step:08d}", self.model, self._training_record())
+                save_model(self.model_dir / SNAPSHOT_DIR / f"step-{self.step:08d}", self.published,
+                           self._training_record())
         distributed.barrier(self.dist)
 
     def _load(self, path: Path) -> None:
         tensors, state = load_checkpoint(path, "cpu")
         load_weights(self.model, path, unflatten("model", tensors))
+        if self.ema is not None:
+            ema = unflatten("ema", tensors)
+            load_weights(self.ema, path, ema or unflatten("model", tensors))  # a run without EMA: start it here
         try:
             load_optimizer(self.optimizer, unflatten("optim", tensors), state["optim_groups"])
             if self.discriminator is not None:
@@ -437,14 +461,14 @@ class Trainer:
         if donor != mine:
             raise InputError(source, "--init-from model has a different architecture (resolution, widths or "
                                      "latent); use one trained with the same preset and resolution")
-        load_weights(self.model, source / WEIGHTS_FILE)
+        load_weights(self.model, source / WEIGHTS_FILE)  # (the EMA copy is made from these weights)
         self.message(f"initialised weights from {source}")
 
     def _training_record(self) -> dict:
         o = self.options
         return {"faceset_a": str(self.faceset_paths[0]), "faceset_b": str(self.faceset_paths[1]),
                 "step": self.step, "batch_size": o.batch_size, "world_size": self.dist.world_size, "lr": o.lr,
-                "kl_weight": o.kl_weight, "gan_weight": o.gan_weight, "precision": self.precision,
+                "kl_weight": o.kl_weight, "gan_weight": o.gan_weight, "ema": o.ema, "precision": self.precision,
                 "augment": asdict(o.augment)}
 
     # -- logs and previews (rank 0) ---------------------------------------------------------------
@@ -474,7 +498,7 @@ class Trainer:
         atomic_write_text(path, "".join(line + "\n" for line in kept))
 
     def _preview(self) -> None:
-        grid = preview_grid(self.model, self.preview_faces["a"], self.preview_faces["b"], self.autocast())
+        grid = preview_grid(self.published, self.preview_faces["a"], self.preview_faces["b"], self.autocast())
         write_rgb(self.model_dir / PREVIEW_DIR / f"step-{self.step:08d}.png", grid)
 
     def close(self) -> None:
