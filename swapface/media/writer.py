@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ import av
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from swapface.atomic import atomic_path, atomic_write_text
+from swapface.atomic import atomic_folder, atomic_path, atomic_write_text
 from swapface.errors import InputError, SwapfaceError
 from swapface.media.images import IMAGE_SUFFIXES
 from swapface.media.reader import Frame, MediaInfo
@@ -94,7 +92,6 @@ def write_png(path: str | Path, image: np.ndarray, compress_level: int = 1) -> N
     for key, value in synthetic_tags().items():
         info.add_text(key, value)
     with atomic_path(path) as tmp:
-        _readable_by_all(tmp)
         Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="PNG", pnginfo=info,
                                                          compress_level=compress_level)
 
@@ -164,7 +161,6 @@ class VideoWriter:
 
     def __enter__(self) -> VideoWriter:
         tmp = self._stack.enter_context(atomic_path(self.path))
-        _readable_by_all(tmp)
         options = {"movflags": "use_metadata_tags"} if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
         try:
             self._container = self._stack.enter_context(av.open(str(tmp), "w", options=options))
@@ -277,30 +273,7 @@ class VideoWriter:
         self._mux_audio_until(float("inf"))
 
 
-def _readable_by_all(path: Path) -> None:
-    """Give a temporary file the permissions an ordinary new file gets (mkstemp makes it owner-only)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
 # -- images -----------------------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def atomic_folder(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder next to `target`; rename it onto `target` (absent or empty) on success."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
-    try:
-        yield tmp
-        if target.is_dir() and not any(target.iterdir()):
-            target.rmdir()
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-
 
 class ImageWriter:
     """One PNG per frame, for compositing tools: a single image, or a folder of numbered frames.
