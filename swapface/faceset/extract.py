@@ -24,6 +24,7 @@ import numpy as np
 from swapface.errors import InputError
 from swapface.faces import AlignSpec, FaceBackend, alignment_matrix, crop_face, make_backend
 from swapface.faces.align import transform_points
+from swapface.faces.backend import box_iou
 from swapface.faces.dlib_backend import DEFAULT_MIN_SCORE
 from swapface.faces.quality import sharpness
 from swapface.faceset.store import FaceRecord, Faceset, is_faceset
@@ -161,18 +162,10 @@ class _Kept:
     thumbnail: np.ndarray
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = np.maximum(a[:2], b[:2])
-    x1, y1 = np.minimum(a[2:], b[2:])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def _is_duplicate(candidate: Candidate, previous: list[_Kept], size: int) -> bool:
     """Same place, same pose and same pixels as a face kept in the last frame that kept any."""
     for kept in previous:
-        if _iou(candidate.bbox, kept.bbox) < 0.5:
+        if box_iou(candidate.bbox, kept.bbox) < 0.5:
             continue
         shift = np.linalg.norm(candidate.crop_landmarks - kept.crop_landmarks, axis=1).mean() / size
         pixels = float(np.abs(_thumbnail(candidate.crop) - kept.thumbnail).mean())

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from swapface.faces import AlignSpec, FaceBackend, alignment_matrix
-from swapface.faces.backend import DetectedFace
+from swapface.faces.backend import DetectedFace, box_iou
 from swapface.swap.smoothing import OneEuroFilter, landmark_filter
 
 WINDOW_GROW = 0.45  # the local search window extends the last box by this fraction on each side
@@ -52,14 +52,6 @@ class _Track:
     missed: int = 0
     confirmations: int = 0  # frames the detector found this face in
     identity_checks: int = 1
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = np.maximum(a[:2], b[:2])
-    x1, y1 = np.minimum(a[2:], b[2:])
-    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 def face_thumbnail(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -147,7 +139,7 @@ class FaceTracker:
         self._tracks = []
 
     def _associate(self, detections: list[DetectedFace]) -> dict[int, DetectedFace | None]:
-        pairs = sorted(((iou(t.bbox, d.bbox), i, j) for i, t in enumerate(self._tracks)
+        pairs = sorted(((box_iou(t.bbox, d.bbox), i, j) for i, t in enumerate(self._tracks)
                         for j, d in enumerate(detections)), reverse=True)
         matched: dict[int, DetectedFace | None] = {}
         taken: set[int] = set()
@@ -178,8 +170,8 @@ class FaceTracker:
         offset = np.array([wx0, wy0, wx0, wy0], np.float64)
         sx, sy = small.shape[1] / window.shape[1], small.shape[0] / window.shape[0]  # as resized
         candidates = [b / np.array([sx, sy, sx, sy]) + offset for b in boxes]
-        best = max(candidates, key=lambda b: iou(b, track.bbox))
-        if iou(best, track.bbox) < MIN_IOU:
+        best = max(candidates, key=lambda b: box_iou(b, track.bbox))
+        if box_iou(best, track.bbox) < MIN_IOU:
             return None
         return DetectedFace(best, 0.0, self.backend.landmarks(image, best))
 
