@@ -66,8 +66,8 @@ def extract_command(
             task = bar.add_task("extract", total=None, frames=0, found=0, kept=0, rate=0.0)
 
             def show(stats: ExtractStats) -> None:
-                bar.update(task, frames=stats.frames_read, found=stats.faces_found, kept=stats.faces_kept,
-                           rate=stats.rate)
+                bar.update(task, total=stats.frames_total, completed=stats.frames_read, frames=stats.frames_read,
+                           found=stats.faces_found, kept=stats.faces_kept, rate=stats.rate)
 
             stats = extract(inputs, output, options, progress=show)
         _summary(stats, output)

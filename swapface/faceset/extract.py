@@ -56,6 +56,7 @@ class ExtractOptions:
 class ExtractStats:
     """Counts for the progress bar and the closing summary."""
 
+    frames_total: int | None = None  # for a progress bar; None when a video does not say
     frames_read: int = 0
     frames_analysed: int = 0
     frames_resumed: int = 0
@@ -190,20 +191,23 @@ def _last_kept(faceset: Faceset, source: str) -> list[_Kept]:
 ProgressCallback = Callable[[ExtractStats], None]
 
 
-def validate_inputs(inputs: list[Path]) -> None:
-    """Fail before any work if an input is missing, unreadable or truncated."""
-    for path in inputs:
-        probe(path)
+def count_frames(inputs: list[Path], max_frames: int | None = None) -> int | None:
+    """Frames the inputs hold (None if a video does not say); probing also fails early, before any
+    work, on an input that is missing, unreadable or truncated."""
+    counts = [probe(path).frame_count for path in inputs]
+    if any(count is None for count in counts):
+        return None
+    return sum(min(count, max_frames or count) for count in counts)
 
 
 def extract(inputs: list[Path], output: Path, options: ExtractOptions,
             progress: ProgressCallback | None = None, backend: FaceBackend | None = None) -> ExtractStats:
     """Build (or resume) the faceset at `output` from videos, images and image folders."""
-    validate_inputs(inputs)
+    frames_total = count_frames(inputs, options.max_frames)
     created = not is_faceset(output)
     if created and output.exists() and any(output.iterdir()):
         raise InputError(output, "exists, is not empty and is not a faceset")
-    stats = ExtractStats()
+    stats = ExtractStats(frames_total=frames_total)
     start = time.monotonic()
     faceset = Faceset.create(output, options.spec)
     kept_total = 0
