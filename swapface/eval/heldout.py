@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from swapface.devices import resolve_device
 from swapface.errors import InputError
 from swapface.eval.metrics import Summary, identity_distance, landmark_nme, psnr, ssim, summarise
 from swapface.faces import FaceBackend, make_backend
@@ -152,7 +153,7 @@ def held_out_scores(model_dir: Path, held_out: dict[str, Path], max_faces: int =
     # torch is imported only here: evaluating a swapped video needs no model and should start fast.
     from swapface.modeldir import load_model
 
-    model, config = load_model(model_dir, device=device)
+    model, config = load_model(model_dir, device=resolve_device(device))
     backend = backend or make_backend("dlib")
     faces = {k: held_out_faces(p, k, config.resolution, config.coverage, max_faces) for k, p in held_out.items()}
     references = {k: f.mean_embedding for k, f in faces.items()}

@@ -19,9 +19,13 @@ class DetectedFace:
 
     @property
     def size(self) -> float:
-        """Face size in pixels: the larger side of the landmark box."""
-        span = self.landmarks.max(0) - self.landmarks.min(0)
-        return float(span.max())
+        return landmark_size(self.landmarks)
+
+
+def landmark_size(landmarks: np.ndarray) -> float:
+    """Face size in pixels: the larger side of the landmark box (at least 1, safe to divide by)."""
+    span = landmarks.max(0) - landmarks.min(0)
+    return float(max(span.max(), 1.0))
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from swapface.devices import resolve_device
 from swapface.errors import InputError, SwapfaceError
 from swapface.faces import AlignSpec, alignment_matrix, crop_face, make_backend, transform_points
 from swapface.media import Frame, MediaInfo, open_media, probe
@@ -147,12 +148,7 @@ def _cpu_has_bf16() -> bool:
 
 def load_swap_model(model_dir: str | Path, device: str) -> tuple[SwapAutoencoder, ModelConfig, AlignSpec]:
     """Load a model dir and check that it really makes faces of the size its config says."""
-    try:
-        torch_device = torch.device(device)
-    except RuntimeError:
-        raise SwapfaceError(f"unknown device {device!r}") from None
-    if torch_device.type == "cuda" and not torch.cuda.is_available():
-        raise SwapfaceError("--device cuda asked for, but no CUDA GPU is available")
+    torch_device = resolve_device(device)
     model, config = load_model(model_dir, device=torch_device)
     config_path = Path(model_dir) / CONFIG_FILE
     recorded = read_config_json(model_dir)

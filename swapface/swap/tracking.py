@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from swapface.faces import AlignSpec, FaceBackend, alignment_matrix
-from swapface.faces.backend import DetectedFace, box_iou
+from swapface.faces.backend import DetectedFace, box_iou, landmark_size
 from swapface.swap.smoothing import OneEuroFilter, landmark_filter
 
 WINDOW_GROW = 0.45  # the local search window extends the last box by this fraction on each side
@@ -76,11 +76,6 @@ def shrink(image: np.ndarray, scale: float) -> np.ndarray:
                            interpolation=cv2.INTER_AREA)
         scale *= factor
     return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-
-
-def face_size(landmarks: np.ndarray) -> float:
-    span = landmarks.max(0) - landmarks.min(0)
-    return float(max(span.max(), 1.0))
 
 
 class FaceTracker:
@@ -207,6 +202,6 @@ class FaceTracker:
 
     def _emit(self, track: _Track, time: float, detected: bool) -> TrackedFace:
         raw = track.landmarks
-        smoothed = track.smoother(raw, time, face_size(raw)) if track.smoother is not None else raw
+        smoothed = track.smoother(raw, time, landmark_size(raw)) if track.smoother is not None else raw
         return TrackedFace(track.track_id, track.bbox.copy(), smoothed, raw, detected, track.selected)
 

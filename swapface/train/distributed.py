@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from swapface.errors import SwapfaceError
+from swapface.devices import resolve_device
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,7 @@ def setup(device: str | None) -> Distributed:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        chosen = torch.device(name)
-    except RuntimeError:
-        raise SwapfaceError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise SwapfaceError(f"device {name!r} asked for, but torch sees no CUDA GPU here")
+    chosen = resolve_device(device)
     if chosen.type == "cuda" and chosen.index is None:
         chosen = torch.device("cuda", local_rank)
     if chosen.type == "cuda":

@@ -1,0 +1,19 @@
+"""Torch device names from the user, checked once for every stage (train, swap, eval)."""
+
+from __future__ import annotations
+
+import torch
+
+from swapface.errors import SwapfaceError
+
+
+def resolve_device(name: str | None) -> torch.device:
+    """`name` (cpu, cuda, cuda:N; None: cuda when present, else cpu) as a device that exists here."""
+    name = name or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SwapfaceError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SwapfaceError(f"device {name!r} asked for, but torch sees no CUDA GPU here")
+    return device
