@@ -9,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from swapface.errors import InputError
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
@@ -61,6 +63,24 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def check_folder_writable(folder: str | Path) -> None:
+    """Fail early, with one line, when files cannot be created in `folder` (or, if it does not exist
+    yet, in the nearest folder above it, where it would be made).
+
+    Probes with a scratch file: permission bits alone do not tell (root, read-only mounts, pseudo file
+    systems). Creates nothing that outlives the check.
+    """
+    folder = Path(folder)
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise InputError(existing, "is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise InputError(existing, f"is not writable ({exc.strerror or exc.__class__.__name__})") from None
 
 
 def atomic_write_bytes(target: str | Path, data: bytes) -> None:

@@ -10,11 +10,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from swapface.atomic import check_folder_writable
 from swapface.cli.common import console, user_errors
 from swapface.errors import SwapfaceError
 from swapface.eval.evaluate import METRICS, EvalOptions, EvalResult, evaluate
 from swapface.eval.heldout import DirectionScores, held_out_scores
-from swapface.eval.report import HTML_NAME, JSON_NAME, check_output_dir, write_report
+from swapface.eval.report import HTML_NAME, JSON_NAME, write_report
 
 FACESET_OR_IMAGE = "a faceset, an image, or a folder of images"
 
@@ -56,7 +57,7 @@ def eval_command(
                                 "facesets")
         if detector not in ("hog", "cnn"):
             raise SwapfaceError(f"--detector must be hog or cnn, got {detector!r}")
-        check_output_dir(output_dir)
+        check_folder_writable(output_dir)
 
         video = None
         if source is not None:

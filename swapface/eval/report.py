@@ -12,14 +12,13 @@ import html
 import io
 import json
 import math
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 from matplotlib.figure import Figure
 
-from swapface.atomic import atomic_write_text
+from swapface.atomic import atomic_write_text, check_folder_writable
 from swapface.errors import InputError
 from swapface.eval.evaluate import METRICS, EvalResult, Strip
 from swapface.eval.heldout import DirectionScores
@@ -264,21 +263,11 @@ def render_html(video: EvalResult | None, held_out: list[DirectionScores] | None
 """
 
 
-def check_output_dir(output_dir: Path) -> None:
-    """Fail before any work if the report folder cannot be created or written."""
-    output_dir = Path(output_dir)
-    existing = next(p for p in (output_dir, *output_dir.parents) if p.exists())
-    if not existing.is_dir():
-        raise InputError(existing, "is a file, not a folder: cannot write the report there")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(existing, "is not writable: cannot write the report there")
-
-
 def write_report(output_dir: Path, video: EvalResult | None,
                  held_out: list[DirectionScores] | None) -> tuple[Path, Path]:
     """Write eval.json and report.html into `output_dir`, each atomically; returns their paths."""
     output_dir = Path(output_dir)
-    check_output_dir(output_dir)
+    check_folder_writable(output_dir)
     json_path, html_path = output_dir / JSON_NAME, output_dir / HTML_NAME
     try:
         atomic_write_text(json_path, json.dumps(to_json(video, held_out), indent=1, allow_nan=False) + "\n")

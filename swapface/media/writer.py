@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -18,7 +17,7 @@ import av
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from swapface.atomic import atomic_folder, atomic_path, atomic_write_text
+from swapface.atomic import atomic_folder, atomic_path, atomic_write_text, check_folder_writable
 from swapface.errors import InputError, SwapfaceError
 from swapface.media.images import IMAGE_SUFFIXES
 from swapface.media.reader import Frame, MediaInfo
@@ -62,28 +61,13 @@ def output_kind(path: str | Path) -> str:
 
 
 def check_writable(path: str | Path) -> None:
-    """Fail early, with one line, when the output cannot be created (before hours of work).
-
-    Probes by creating the folder and a scratch file in it: permission bits alone do not tell (root,
-    read-only mounts, pseudo file systems).
-    """
+    """Fail early, with one line, when the output cannot be created (before hours of work)."""
     path = Path(path)
     if path.is_dir() and output_kind(path) != "folder":
         raise InputError(path, "output is an existing folder, expected a file name")
     if output_kind(path) == "folder" and path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise InputError(path, "output folder exists and is not empty")
-    parent = path.parent
-    existing = parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise InputError(path, f"cannot create output: {existing} is a file, not a folder")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=parent):
-            pass
-    except OSError as exc:
-        raise InputError(path, f"output location is not writable ({exc.strerror or exc.__class__.__name__})") from None
+    check_folder_writable(path.parent)
 
 
 def write_png(path: str | Path, image: np.ndarray, compress_level: int = 1) -> None:
