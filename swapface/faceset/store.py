@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -233,7 +233,3 @@ class Faceset:
             ])
             self._db.execute("INSERT OR REPLACE INTO progress VALUES (?, ?, ?)",
                              (source, next_frame, int(complete)))
-
-    def sources(self) -> Iterator[str]:
-        for (source,) in self._db.execute("SELECT source FROM progress ORDER BY source"):
-            yield source
