@@ -226,6 +226,23 @@ def test_image_folder_and_patch_outputs(tmp_path: Path, model_dir: Path) -> None
     assert np.array(meta["matrix"]).shape == (2, 3) and meta["crop_size"] == 64
 
 
+def test_keyframes_detected_ahead_in_threads_give_the_same_frames(tmp_path: Path, clip: Path,
+                                                                  model_dir: Path) -> None:
+    """Detection ahead only moves work to other threads: every output pixel is as with inline detection."""
+    outputs, stats = {}, {}
+    for workers in (0, 2):
+        outputs[workers] = tmp_path / f"workers{workers}"
+        stats[workers] = swap_media(clip, model_dir, outputs[workers], SwapOptions(batch_size=4, detect_workers=workers,
+                                                                                    end=0.8))
+    assert stats[0].times.seconds["detect ahead"] == 0 < stats[2].times.seconds["detect ahead"]
+    assert stats[0].faces_swapped == stats[2].faces_swapped == 24 - len(BLANK)
+    names = sorted(p.name for p in outputs[0].iterdir())
+    assert len(names) == 24 and names == sorted(p.name for p in outputs[2].iterdir())
+    for name in names:
+        a, b = (next(open_media(outputs[w] / name)).image for w in (0, 2))
+        assert np.array_equal(a, b), name
+
+
 @pytest.mark.parametrize("case", ["no model", "corrupt model", "resolution mismatch", "unreadable video",
                                   "output not writable", "unknown blend", "empty time range"])
 def test_bad_input_one_line_error_and_no_output(tmp_path: Path, clip: Path, model_dir: Path, case: str) -> None:

@@ -63,3 +63,13 @@ def test_model_dir_publishes_the_weight_average(faceset_a, faceset_b, tmp_path) 
         else:
             assert torch.equal(published[name], tensors[f"model.{name}"])
             assert not any(k.startswith("ema.") for k in tensors)
+
+
+def test_time_limit_stops_at_a_saved_step_and_a_rerun_goes_on(faceset_a, faceset_b, tmp_path) -> None:
+    model_dir, messages = tmp_path / "model", []
+    first = train(faceset_a, faceset_b, model_dir, _options(time_limit=2.0), message=messages.append)
+    assert not first.interrupted and first.step >= 1
+    assert any(f"time limit reached at step {first.step}" in m for m in messages)
+    assert load_checkpoint(model_dir / CHECKPOINT_FILE)[1]["step"] == first.step
+    second = train(faceset_a, faceset_b, model_dir, _options(time_limit=1.0), message=lambda _t: None)
+    assert second.step > first.step

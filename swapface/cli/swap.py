@@ -19,7 +19,7 @@ from swapface.swap.color import COLOR_MODES
 from swapface.swap.masks import MASK_MODES
 from swapface.swap.pipeline import SwapOptions, SwapStats, swap_media
 
-STAGES = ("decode", "detect", "identify", "align", "model", "blend", "encode")
+STAGES = ("decode", "detect ahead", "track", "identify", "align", "model", "blend", "encode")
 
 
 def _choice(value: str, choices: tuple[str, ...], option: str) -> str:
@@ -74,6 +74,9 @@ def swap_command(
     detect_every: Annotated[int, typer.Option(
         help="Full-frame detection every Nth frame; faces are tracked in between (new faces appear within "
              "N frames).", min=1)] = 5,
+    detect_workers: Annotated[int | None, typer.Option(
+        help="Threads detecting those frames ahead of the tracker (default: cores - 1, up to 4; 0: in the "
+             "tracker).", min=0)] = None,
     batch_size: Annotated[int, typer.Option(help="Faces per model call.", min=1)] = 8,
     device: Annotated[str, typer.Option(help="Torch device for the model: cpu, cuda, cuda:1 ...")] = "cpu",
     precision: Annotated[str, typer.Option(
@@ -95,7 +98,8 @@ def swap_command(
         options = SwapOptions(
             direction=direction, reference=target, max_distance=max_distance, color=color, mask=mask,
             erode=erode, blur=blur, blend=blend, smooth=smooth, detector=detector, min_face=min_face,
-            detect_every=detect_every, batch_size=batch_size, device=device, precision=precision,
+            detect_every=detect_every, detect_workers=detect_workers, batch_size=batch_size, device=device,
+            precision=precision,
             start=start, end=end, video=VideoSettings(codec=codec, crf=crf, preset=preset), patches=patches)
         total = info.frame_count if start == 0 and end is None else None
         with Progress(TextColumn("[bold]swap[/]"), BarColumn(bar_width=None), MofNCompleteColumn(),

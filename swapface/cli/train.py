@@ -25,6 +25,8 @@ def train_command(
                                             min=1)] = 16,
     steps: Annotated[int | None, typer.Option(help="Train until this total step; default: until Ctrl-C.",
                                               min=1)] = None,
+    time_limit: Annotated[float | None, typer.Option(help="Minutes this run may train before it saves and "
+                                                          "stops (rerun to go on).", min=0.01)] = None,
     lr: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-4,
     kl_weight: Annotated[float, typer.Option(help="Weight of the VAE's KL term.")] = 1e-3,
     gan_weight: Annotated[float, typer.Option(help="Weight of the PatchGAN loss (0: no discriminator).")] = 0.0,
@@ -50,7 +52,8 @@ def train_command(
     `torchrun --nproc_per_node=N` it trains data-parallel."""
     with user_errors():
         options = TrainOptions(
-            preset=preset, resolution=resolution, batch_size=batch_size, steps=steps, lr=lr, kl_weight=kl_weight,
+            preset=preset, resolution=resolution, batch_size=batch_size, steps=steps,
+            time_limit=None if time_limit is None else time_limit * 60, lr=lr, kl_weight=kl_weight,
             gan_weight=gan_weight, save_every=save_every, snapshot_every=snapshot_every,
             preview_every=preview_every, log_every=log_every, eval_every=eval_every, holdout=holdout,
             init_from=init_from, freeze=tuple(freeze or ()), device=device, precision=precision, compile=compile,

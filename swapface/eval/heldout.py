@@ -148,14 +148,18 @@ def score_direction(model, faces: HeldOutFaces, to: str, references: dict[str, n
 
 
 def held_out_scores(model_dir: Path, held_out: dict[str, Path], max_faces: int = 64, batch_size: int = 16,
-                    device: str = "cpu", backend: FaceBackend | None = None) -> list[DirectionScores]:
-    """Reconstructions of each given identity ("a", "b"), and swaps between them when both are given."""
+                    device: str = "cpu", backend: FaceBackend | None = None,
+                    references: dict[str, np.ndarray] | None = None) -> list[DirectionScores]:
+    """Reconstructions of each given identity ("a", "b"), and swaps between them when both are given.
+
+    Identity distances are to `references` (e.g. the mean embeddings of the training faces, as the
+    quality protocol asks), by default to the mean of each identity's held-out faces."""
     # torch is imported only here: evaluating a swapped video needs no model and should start fast.
     from swapface.modeldir import load_model
 
     model, config = load_model(model_dir, device=resolve_device(device))
     backend = backend or make_backend("dlib")
     faces = {k: held_out_faces(p, k, config.resolution, config.coverage, max_faces) for k, p in held_out.items()}
-    references = {k: f.mean_embedding for k, f in faces.items()}
+    references = references or {k: f.mean_embedding for k, f in faces.items()}
     return [score_direction(model, identity_faces, to, references, backend, batch_size, device)
             for identity_faces in faces.values() for to in sorted(references)]

@@ -23,23 +23,9 @@ DEFAULT_MIN_SCORE = 0.5
 
 
 @lru_cache(maxsize=1)
-def _hog() -> dlib.fhog_object_detector:
-    return dlib.get_frontal_face_detector()
-
-
-@lru_cache(maxsize=1)
-def _cnn() -> dlib.cnn_face_detection_model_v1:
-    return dlib.cnn_face_detection_model_v1(models.cnn_face_detector_model_location())
-
-
-@lru_cache(maxsize=1)
 def _predictor() -> dlib.shape_predictor:
+    """One for the process: 100 MB, and its calls are const (safe from several threads at once)."""
     return dlib.shape_predictor(models.pose_predictor_model_location())
-
-
-@lru_cache(maxsize=1)
-def _recognizer() -> dlib.face_recognition_model_v1:
-    return dlib.face_recognition_model_v1(models.face_recognition_model_location())
 
 
 def _rect(bbox: np.ndarray) -> dlib.rectangle:
@@ -60,6 +46,9 @@ class DlibBackend:
     `min_face` sets the detection scale: the frame is resized so that a face of `min_face` pixels
     becomes the detector's window size, which both finds small faces (upsampling) and saves time on
     large frames when only large faces are wanted (downsampling).
+
+    dlib's detectors and its recognition network keep scratch state, so each backend loads its own
+    (lazily): backends in different threads can then work at the same time, as dlib releases the GIL.
     """
 
     name = "dlib"
@@ -71,6 +60,14 @@ class DlibBackend:
         self.detector = detector
         self.scale = float(np.clip(HOG_WINDOW / max(min_face, 8), 0.05, 4.0))
         self.min_score = min_score
+        self._detector: dlib.fhog_object_detector | dlib.cnn_face_detection_model_v1 | None = None
+        self._recognizer: dlib.face_recognition_model_v1 | None = None
+
+    def _get_detector(self) -> dlib.fhog_object_detector | dlib.cnn_face_detection_model_v1:
+        if self._detector is None:
+            self._detector = dlib.get_frontal_face_detector() if self.detector == "hog" else \
+                dlib.cnn_face_detection_model_v1(models.cnn_face_detector_model_location())
+        return self._detector
 
     def _boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
         scaled = image
@@ -79,10 +76,10 @@ class DlibBackend:
             scaled = cv2.resize(image, None, fx=self.scale, fy=self.scale, interpolation=interpolation)
         scaled = np.ascontiguousarray(scaled)
         if self.detector == "hog":
-            rects, scores, _ = _hog().run(scaled, 0, self.min_score)
+            rects, scores, _ = self._get_detector().run(scaled, 0, self.min_score)
             found = list(zip(rects, scores, strict=True))
         else:
-            found = [(d.rect, d.confidence) for d in _cnn()(scaled, 0) if d.confidence >= self.min_score]
+            found = [(d.rect, d.confidence) for d in self._get_detector()(scaled, 0) if d.confidence >= self.min_score]
         return [
             (np.array([r.left(), r.top(), r.right(), r.bottom()], np.float64) / self.scale, float(s))
             for r, s in found
@@ -107,5 +104,7 @@ class DlibBackend:
         if not landmarks:
             return []
         shapes = dlib.full_object_detections([_shape(points) for points in landmarks])
-        descriptors = _recognizer().compute_face_descriptor(np.ascontiguousarray(image), shapes)
+        if self._recognizer is None:
+            self._recognizer = dlib.face_recognition_model_v1(models.face_recognition_model_location())
+        descriptors = self._recognizer.compute_face_descriptor(np.ascontiguousarray(image), shapes)
         return [np.array(d, np.float32) for d in descriptors]

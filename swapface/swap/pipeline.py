@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,7 @@ import torch
 
 from swapface.devices import resolve_device
 from swapface.errors import InputError, SwapfaceError
-from swapface.faces import AlignSpec, alignment_matrix, crop_face, make_backend, transform_points
+from swapface.faces import AlignSpec, FaceBackend, alignment_matrix, crop_face, make_backend, transform_points
 from swapface.media import Frame, MediaInfo, open_media, probe
 from swapface.media.writer import (
     ImageWriter,
@@ -42,6 +42,7 @@ from swapface.model import ModelConfig, SwapAutoencoder
 from swapface.modeldir import CONFIG_FILE, load_model, read_config_json
 from swapface.swap.blend import BLEND_MODES, paste_face
 from swapface.swap.color import COLOR_MODES, transfer_color
+from swapface.swap.detect_ahead import DetectAhead
 from swapface.swap.masks import MASK_MODES, crop_pixels, face_mask
 from swapface.swap.tracking import FaceTracker, TrackedFace
 
@@ -64,6 +65,7 @@ class SwapOptions:
     detector: str = "hog"
     min_face: int | None = None  # None: a tenth of the frame's short side, at least 80 px
     detect_every: int = 5
+    detect_workers: int | None = None  # threads detecting keyframes ahead (None: cores - 1, up to 4; 0: inline)
     batch_size: int = 8
     device: str = "cpu"
     precision: str = "auto"  # auto: bf16 where the hardware has it (CUDA; CPUs with AMX/avx512-bf16)
@@ -412,15 +414,18 @@ def swap_media(input_path: str | Path, model_dir: str | Path, output: str | Path
         stack.callback(swapper.close)
         frames = _in_range(open_media(input_path), options.start, options.end) if is_video \
             else open_media(input_path)
-        _run(frames, tracker, swapper, writer.write, options, stats, progress, independent_frames=not is_video)
+        _run(frames, tracker, swapper, writer.write, options, stats, progress, independent_frames=not is_video,
+             make_detector=lambda: make_backend("dlib", detector=options.detector, min_face=min_face))
     return stats
 
 
 def _run(frames: Iterable[Frame], tracker: FaceTracker, swapper: FaceSwapper,
          write: Callable[[Frame, np.ndarray], None], options: SwapOptions, stats: SwapStats,
-         progress: ProgressCallback | None, independent_frames: bool = False) -> None:
-    """Four stages, each in its own thread, joined by bounded queues: decode ahead; track faces (here);
-    model + composite a batch; encode behind. Batches and frames stay in order end to end."""
+         progress: ProgressCallback | None, independent_frames: bool = False,
+         make_detector: Callable[[], FaceBackend] | None = None) -> None:
+    """Four stages, each in its own thread, joined by bounded queues: decode ahead (with keyframe
+    detection ahead in worker threads, when `make_detector` makes them their backends); track faces
+    (here); model + composite a batch; encode behind. Batches and frames stay in order end to end."""
     started = time.perf_counter()
     times = stats.times
     reader = _Ahead(frames, options.queue_frames, times, "decode")
@@ -439,13 +444,20 @@ def _run(frames: Iterable[Frame], tracker: FaceTracker, swapper: FaceSwapper,
             progress(stats)
 
     swapping = _Behind(swap_batch, 2, times, None)
+    workers = options.detect_workers if options.detect_workers is not None else min(4, (os.cpu_count() or 1) - 1)
+    if make_detector is not None and workers > 0:
+        ahead = DetectAhead(reader, tracker.is_keyframe, make_detector, workers, ahead=2 * options.queue_frames,
+                            timer=lambda: times("detect ahead"))
+        tracked: Generator[tuple[Frame, list | None]] = iter(ahead)
+    else:
+        tracked = ((frame, None) for frame in reader)
     pending: list[_Pending] = []
     try:
-        for frame in reader:
+        for frame, detections in tracked:
             if independent_frames:  # photos of a folder: no face is followed from one to the next
                 tracker.reset()
-            with times("detect"):
-                faces = tracker.update(frame.image, frame.time)
+            with times("track"):
+                faces = tracker.update(frame.image, frame.time, detections)
             pending.append(swapper.prepare(frame, faces))
             waiting_faces = sum(len(p.crops) for p in pending)
             if waiting_faces >= options.batch_size or len(pending) >= options.queue_frames:
@@ -459,6 +471,7 @@ def _run(frames: Iterable[Frame], tracker: FaceTracker, swapper: FaceSwapper,
         encoder.abort()
         raise
     finally:
+        tracked.close()  # stops the detection threads before the decoder
         reader.close()
     encoder.close()
     stats.seconds = time.perf_counter() - started

@@ -99,12 +99,20 @@ class FaceTracker:
         self._next_id = 0
         self._frames = 0
 
-    def update(self, image: np.ndarray, time: float) -> list[TrackedFace]:
-        """Faces of this frame (frames must come in order; `time` in seconds drives the smoothing)."""
-        full = self._frames % self.detect_every == 0 or not self._tracks
+    def is_keyframe(self, index: int) -> bool:
+        """Whether the frame at `index` (counted from 0 in update order) gets a full-frame detection
+        even while faces are tracked; its detections can then be computed ahead (see DetectAhead)."""
+        return index % self.detect_every == 0
+
+    def update(self, image: np.ndarray, time: float, detections: list[DetectedFace] | None = None
+               ) -> list[TrackedFace]:
+        """Faces of this frame (frames must come in order; `time` in seconds drives the smoothing).
+        `detections`: the backend's full-frame detections of this image, if already made."""
+        full = self.is_keyframe(self._frames) or not self._tracks
         self._frames += 1
         if full:
-            detections = self.backend.detect(image)
+            if detections is None:
+                detections = self.backend.detect(image)
             matched = self._associate(detections)
         else:
             matched = {id(t): self._redetect(image, t) for t in self._tracks}

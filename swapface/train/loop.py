@@ -64,6 +64,7 @@ class TrainOptions:
     resolution: int | None = None  # None: the preset's
     batch_size: int = 16  # faces per identity per rank
     steps: int | None = None  # total steps; None: until interrupted
+    time_limit: float | None = None  # seconds this run may train before it saves and returns
     lr: float = 2e-4
     ssim_weight: float = 1.0
     mask_weight: float = 1.0
@@ -116,6 +117,8 @@ def _check_options(options: TrainOptions) -> None:
         raise SwapfaceError("holdout must be in [0, 0.5)")
     if not 0 <= options.ema < 1:
         raise SwapfaceError("ema must be in [0, 1)")
+    if options.time_limit is not None and options.time_limit <= 0:
+        raise SwapfaceError("time limit must be positive")
     if options.eval_every and not options.holdout:
         raise SwapfaceError("--eval-every needs held-out faces: give --holdout too (e.g. 0.1)")
 
@@ -314,6 +317,7 @@ class Trainer:
         self.model.train()
         window: dict[str, torch.Tensor] = {}
         window_steps, window_start = 0, time.perf_counter()
+        deadline = math.inf if o.time_limit is None else window_start + o.time_limit
         metrics: dict[str, float] = {}
         while o.steps is None or self.step < o.steps:
             terms = self.train_step()
@@ -325,10 +329,12 @@ class Trainer:
                 continue
             # -- sync point: agree on mean losses, finiteness and stop requests across ranks
             keys = sorted(window)
-            values = torch.stack([window[k] / window_steps for k in keys] + [
-                torch.tensor(float(stop.is_set()), device=self.device)])
+            flags = [float(time.perf_counter() > deadline), float(stop.is_set())]
+            values = torch.cat([torch.stack([window[k] / window_steps for k in keys]).float(),
+                                torch.tensor(flags, device=self.device)])
             values = distributed.mean_across_ranks(values.float(), dist).tolist()
             stop_requested = values.pop() > 0
+            out_of_time = values.pop() > 0  # any rank past its deadline: all stop at this same step
             elapsed = time.perf_counter() - window_start
             metrics = dict(zip(keys, values, strict=True))
             metrics.update(lr=o.lr * self.lr_scale,
@@ -341,7 +347,7 @@ class Trainer:
             self._log(metrics)
             if progress is not None and dist.is_main:
                 progress(Progress(self.step, o.steps, metrics))
-            done = stop_requested or (o.steps is not None and self.step >= o.steps)
+            done = stop_requested or out_of_time or (o.steps is not None and self.step >= o.steps)
             if done or self.step % o.save_every == 0:
                 self._save()
             if dist.is_main and (self.step % o.preview_every == 0 or done):
@@ -351,6 +357,9 @@ class Trainer:
             if stop_requested:
                 self.message(f"stopped at step {self.step}; checkpoint saved in {self.model_dir}")
                 return TrainResult(self.step, True, metrics, self.published, dist.is_main)
+            if out_of_time:
+                self.message(f"time limit reached at step {self.step}; checkpoint saved in {self.model_dir}")
+                break
             window_start = time.perf_counter()
         return TrainResult(self.step, False, metrics, self.published, dist.is_main)
 
