@@ -143,3 +143,11 @@ def fit_error(landmarks: np.ndarray, spec: AlignSpec | None = None) -> float:
 def eye_centres(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centres of the two eyes (image-left first) from 68 landmarks."""
     return points[LEFT_EYE].mean(0), points[RIGHT_EYE].mean(0)
+
+
+MAX_FIT_ERROR = 0.06  # landmarks this far from the template are not a face (false detection)
+
+
+def is_face_shaped(landmarks: np.ndarray) -> bool:
+    """Landmarks close enough to the mean face to be one (a false detection's fit is contorted)."""
+    return fit_error(landmarks) <= MAX_FIT_ERROR

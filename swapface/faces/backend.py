@@ -43,7 +43,13 @@ class FaceBackend(Protocol):
     name: str
 
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
-        """All faces in the image, each with landmarks."""
+        """All faces in the image, each with landmarks (false detections whose landmarks do not fit a
+        face are dropped)."""
+        ...
+
+    def boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """The detector's raw (box, score) pairs: no landmarks, no checks (for a caller that fits and
+        checks landmarks itself, e.g. at a higher resolution)."""
         ...
 
     def landmarks(self, image: np.ndarray, bbox: np.ndarray) -> np.ndarray:

@@ -12,11 +12,10 @@ import dlib
 import face_recognition_models as models
 import numpy as np
 
-from swapface.faces.align import fit_error
+from swapface.faces.align import is_face_shaped
 from swapface.faces.backend import DetectedFace
 
 HOG_WINDOW = 80  # dlib's frontal HOG detector finds faces of about 80 px and up
-MAX_FIT_ERROR = 0.06  # landmarks this far from the template are not a face (false detection)
 # Detector margin below which detections are mostly patterns, not faces (e.g. the mission patch on the
 # astronaut's suit scores 0.1-0.35; real faces in our clips and stills score 0.5 and up).
 DEFAULT_MIN_SCORE = 0.5
@@ -69,7 +68,7 @@ class DlibBackend:
                 dlib.cnn_face_detection_model_v1(models.cnn_face_detector_model_location())
         return self._detector
 
-    def _boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    def boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
         scaled = image
         if abs(self.scale - 1.0) > 1e-3:
             interpolation = cv2.INTER_AREA if self.scale < 1 else cv2.INTER_LINEAR
@@ -87,9 +86,9 @@ class DlibBackend:
 
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
         faces = []
-        for bbox, score in self._boxes(image):
+        for bbox, score in self.boxes(image):
             landmarks = self.landmarks(image, bbox)
-            if fit_error(landmarks) <= MAX_FIT_ERROR:
+            if is_face_shaped(landmarks):
                 faces.append(DetectedFace(bbox, score, landmarks))
         return faces
 

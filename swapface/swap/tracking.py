@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from swapface.faces import AlignSpec, FaceBackend, alignment_matrix
+from swapface.faces.align import is_face_shaped
 from swapface.faces.backend import DetectedFace, box_iou, landmark_size
 from swapface.swap.smoothing import OneEuroFilter, landmark_filter
 
@@ -167,7 +168,7 @@ class FaceTracker:
         scale = WINDOW_FACE_PX / max(x1 - x0, y1 - y0, 1.0)
         window = image[wy0:wy1, wx0:wx1]
         small = shrink(window, scale)
-        boxes = [f.bbox for f in self.window_backend.detect(small)]
+        boxes = [box for box, _ in self.window_backend.boxes(small)]
         if not boxes:
             return None
         offset = np.array([wx0, wy0, wx0, wy0], np.float64)
@@ -176,7 +177,8 @@ class FaceTracker:
         best = max(candidates, key=lambda b: box_iou(b, track.bbox))
         if box_iou(best, track.bbox) < MIN_IOU:
             return None
-        return DetectedFace(best, 0.0, self.backend.landmarks(image, best))
+        landmarks = self.backend.landmarks(image, best)  # fitted once, at full resolution
+        return DetectedFace(best, 0.0, landmarks) if is_face_shaped(landmarks) else None
 
     def _coast(self, track: _Track, image: np.ndarray) -> bool:
         """Re-fit landmarks in the old box for a missed frame, if the face is still there."""
