@@ -8,6 +8,7 @@ against the source face, reconstruction PSNR), next to the classic method's numb
 
     python bench/quality.py --device cuda --minutes 10                      # the protocol (H100/H200)
     python bench/quality.py --device cpu --resolution 64 --batch-size 8 --minutes 45   # CPU proxy
+    python bench/quality.py ... --model classic      # the classic autoencoder, same data, same budget
 
 Extraction and the train/held-out split are cached in --work (default: a folder next to this repo),
 so a rerun only trains and scores; --fresh starts the model over.
@@ -25,14 +26,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from classic import ClassicAutoencoder, baseline_step
 from rich.console import Console
 from rich.table import Table
 
-from swapface.eval.heldout import held_out_scores
+from swapface.eval.heldout import DirectionScores, held_out_scores, score_model
 from swapface.faces import AlignSpec
 from swapface.faceset.extract import ExtractOptions, count_frames, extract
 from swapface.faceset.store import Faceset
-from swapface.train.loop import TrainOptions, train
+from swapface.train import distributed
+from swapface.train.loop import Trainer, TrainOptions, train
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 CLIPS = {"a": "lp_d6.mp4", "b": "lp_d9.mp4"}
@@ -74,6 +77,40 @@ def prepare(work: Path, workers: int) -> dict[str, tuple[Path, Path]]:
     return facesets
 
 
+def swapface_run(facesets: dict, args: argparse.Namespace, options: TrainOptions,
+                 references: dict[str, np.ndarray]) -> tuple[int, list[DirectionScores]]:
+    """Our model, trained by `swapface train`'s own loop (resumable: a rerun trains on)."""
+    model_dir = args.work / f"model-{args.preset}-{args.resolution or 'preset'}"
+    if args.fresh:
+        shutil.rmtree(model_dir, ignore_errors=True)
+    result = train(facesets["a"][0], facesets["b"][0], model_dir, options, message=print)
+    held = {identity: pair[1] for identity, pair in facesets.items()}
+    return result.step, held_out_scores(model_dir, held, max_faces=args.max_faces, device=args.device,
+                                        references=references)
+
+
+def classic_run(facesets: dict, args: argparse.Namespace, options: TrainOptions,
+                references: dict[str, np.ndarray]) -> tuple[int, list[DirectionScores]]:
+    """The classic autoencoder (L1 + MSE, Adam 5e-5), on the same batches and augmentation, same budget."""
+    trainer = Trainer(facesets["a"][0], facesets["b"][0], args.work / "classic-data", options,
+                      distributed.setup(args.device), message=lambda _t: None)
+    torch.manual_seed(0)
+    model = ClassicAutoencoder(trainer.config.resolution).to(trainer.device)
+    dtype = torch.bfloat16 if args.precision == "bf16" else None
+    step = baseline_step(trainer, model, torch.optim.Adam(model.parameters(), 5e-5, betas=(0.5, 0.999)), dtype)
+    steps, deadline = 0, time.perf_counter() + options.time_limit
+    while time.perf_counter() < deadline:
+        loss = step()
+        steps += 1
+        if steps % 100 == 0:
+            print(f"classic step {steps}: loss {loss.item():.4f}", flush=True)
+    model.eval()
+    held = {identity: pair[1] for identity, pair in facesets.items()}
+    with torch.no_grad():
+        return steps, score_model(model, trainer.config.resolution, trainer.config.coverage, held,
+                                  max_faces=args.max_faces, device=args.device, references=references)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -89,27 +126,25 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(__file__).resolve().parents[2] / "quality-work")
     parser.add_argument("--fresh", action="store_true", help="delete the model and train from scratch")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--model", choices=["swapface", "classic"], default="swapface")
     args = parser.parse_args()
 
     facesets = prepare(args.work, args.workers)
-    model_dir = args.work / f"model-{args.preset}-{args.resolution or 'preset'}"
-    if args.fresh:
-        shutil.rmtree(model_dir, ignore_errors=True)
     options = TrainOptions(preset=args.preset, resolution=args.resolution, batch_size=args.batch_size, lr=args.lr,
                            time_limit=args.minutes * 60, device=args.device, precision=args.precision,
                            compile=args.compile, save_every=2000, preview_every=2000, snapshot_every=0,
                            log_every=50)
-    started = time.perf_counter()
-    result = train(facesets["a"][0], facesets["b"][0], model_dir, options, message=print)
-    train_seconds = time.perf_counter() - started
-
     references = {}
     for identity, (train_path, _) in facesets.items():
         with Faceset.open(train_path) as faceset:
             references[identity] = faceset.mean_embedding()
     held = {identity: pair[1] for identity, pair in facesets.items()}
-    directions = held_out_scores(model_dir, held, max_faces=args.max_faces, device=args.device,
-                                 references=references)
+    started = time.perf_counter()
+    if args.model == "classic":
+        steps, directions = classic_run(facesets, args, options, references)
+    else:
+        steps, directions = swapface_run(facesets, args, options, references)
+    train_seconds = time.perf_counter() - started
     real = {}
     for identity, path in held.items():
         with Faceset.open(path) as faceset:
@@ -118,10 +153,11 @@ def main() -> None:
         real[identity] = [float(np.linalg.norm(embeddings - references[k], axis=1).mean()) for k in (identity, other)]
 
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
-    table = Table(title=f"quality protocol: {result.step} steps in {train_seconds / 60:.1f} min on {device_name}, "
-                        f"{args.preset} preset at {args.resolution or 'preset'} px, batch {args.batch_size}")
+    model_name = "classic autoencoder" if args.model == "classic" else f"swapface {args.preset} preset"
+    table = Table(title=f"quality protocol: {model_name} at {args.resolution or 'preset'} px, {steps} steps of batch "
+                        f"{args.batch_size} in {args.minutes:g} min on {device_name}")
     for column in ("set", "closer to target", "d(target)", "d(other)", "NME vs source", "PSNR dB",
-                   "classic (closer, d(t), d(o), NME)"):
+                   "protocol's classic, 128 px GPU: closer, d(t), d(o), NME"):
         table.add_column(column)
     rows = {}
     for d in directions:
@@ -134,11 +170,11 @@ def main() -> None:
                       str(CLASSIC.get(d.name, "")))
     for identity, (d_own, d_other) in real.items():
         table.add_row(f"real held-out {identity.upper()}", "", f"{d_own:.3f}", f"{d_other:.3f}", "0", "", "")
-    console = Console()
+    console = Console(width=160)
     console.print(table)
     console.print(f"classic PSNR: A {CLASSIC_PSNR['a']} dB, B {CLASSIC_PSNR['b']} dB. Targets: {TARGETS}.")
     if args.json:
-        args.json.write_text(json.dumps(dict(steps=result.step, train_seconds=train_seconds, device=device_name,
+        args.json.write_text(json.dumps(dict(model=args.model, steps=steps, seconds=train_seconds, device=device_name,
                                              preset=args.preset, resolution=args.resolution,
                                              batch_size=args.batch_size, directions=rows, real=real), indent=1))
 

@@ -158,8 +158,16 @@ def held_out_scores(model_dir: Path, held_out: dict[str, Path], max_faces: int =
     from swapface.modeldir import load_model
 
     model, config = load_model(model_dir, device=resolve_device(device))
+    return score_model(model, config.resolution, config.coverage, held_out, max_faces, batch_size, device, backend,
+                       references)
+
+
+def score_model(model, resolution: int, coverage: str, held_out: dict[str, Path], max_faces: int = 64,
+                batch_size: int = 16, device: str = "cpu", backend: FaceBackend | None = None,
+                references: dict[str, np.ndarray] | None = None) -> list[DirectionScores]:
+    """held_out_scores for a model in hand: anything with `swap(x, to) -> (rgb, mask)` on `device`."""
     backend = backend or make_backend("dlib")
-    faces = {k: held_out_faces(p, k, config.resolution, config.coverage, max_faces) for k, p in held_out.items()}
+    faces = {k: held_out_faces(p, k, resolution, coverage, max_faces) for k, p in held_out.items()}
     references = references or {k: f.mean_embedding for k, f in faces.items()}
     return [score_direction(model, identity_faces, to, references, backend, batch_size, device)
             for identity_faces in faces.values() for to in sorted(references)]
