@@ -1,10 +1,12 @@
 """The swap stage: video (or image, or folder) + model dir -> the same media with the face replaced.
 
 Four stages run side by side, joined by bounded queues, so that no stage waits on another more than
-it must: one thread decodes ahead; the main thread tracks faces (detection, landmarks, smoothing) and
-crops them; one thread runs the model on batches of faces and composites them back (frames of a
-batch in parallel: OpenCV releases the GIL); one thread encodes behind. Memory stays bounded by the
-queue sizes and the batch, whatever the video's length (about 3 x queue_frames + 2 x batch frames).
+it must: one thread decodes ahead, and worker threads run the keyframes' full-frame detection ahead
+of the tracker (dlib releases the GIL); the main thread tracks faces (windowed re-detection,
+landmarks, smoothing) and crops them; one thread runs the model on batches of faces and composites
+them back (frames of a batch in parallel: OpenCV releases the GIL too); one thread encodes behind.
+Memory stays bounded by the queue sizes and the batch, whatever the video's length (about
+5 x queue_frames + 2 x batch frames).
 Frames come out in input order with their input timestamps; frames without a face to swap pass
 through untouched.
 """
