@@ -30,7 +30,7 @@ from swapface.modeldir import save_model
 from swapface.swap.pipeline import SwapOptions, swap_media
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
-STAGES = ("decode", "detect ahead", "track", "align", "model", "blend", "encode")
+STAGES = ("decode", "detect ahead", "track", "align", "crop", "model", "blend", "encode")
 
 
 def make_clip(source: Path, out: Path, frames: int) -> None:

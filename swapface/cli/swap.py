@@ -19,7 +19,7 @@ from swapface.swap.color import COLOR_MODES
 from swapface.swap.masks import MASK_MODES
 from swapface.swap.pipeline import SwapOptions, SwapStats, swap_media
 
-STAGES = ("decode", "detect ahead", "track", "identify", "align", "model", "blend", "encode")
+STAGES = ("decode", "detect ahead", "track", "identify", "align", "crop", "model", "blend", "encode")
 
 
 def _choice(value: str, choices: tuple[str, ...], option: str) -> str:

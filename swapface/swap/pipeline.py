@@ -3,8 +3,9 @@
 Four stages run side by side, joined by bounded queues, so that no stage waits on another more than
 it must: one thread decodes ahead, and worker threads run the keyframes' full-frame detection ahead
 of the tracker (dlib releases the GIL); the main thread tracks faces (windowed re-detection,
-landmarks, smoothing) and crops them; one thread runs the model on batches of faces and composites
-them back (frames of a batch in parallel: OpenCV releases the GIL too); one thread encodes behind.
+landmarks, smoothing) and aligns them; one thread crops the faces of a batch of frames, runs the
+model on them and composites them back (frames in parallel: OpenCV releases the GIL too); one thread
+encodes behind.
 Memory stays bounded by the queue sizes and the batch, whatever the video's length (about
 5 x queue_frames + 2 x batch frames).
 Frames come out in input order with their input timestamps; frames without a face to swap pass
@@ -129,7 +130,7 @@ class _Pending:
     image: np.ndarray
     faces: list[TrackedFace]
     matrices: list[np.ndarray]
-    crops: list[np.ndarray]
+    crops: list[np.ndarray]  # filled in the swapping thread
 
 
 def choose_dtype(device: torch.device, precision: str) -> torch.dtype | None:
@@ -194,15 +195,23 @@ class FaceSwapper:
             self._pool.shutdown()
 
     def prepare(self, frame: Frame, faces: list[TrackedFace]) -> _Pending:
-        """Align and crop the faces to swap (at the model's resolution and coverage)."""
+        """Align the faces to swap (at the model's resolution and coverage); `run` crops them."""
         with self.times("align"):
             chosen = [f for f in faces if f.selected]
             matrices = [alignment_matrix(f.landmarks, self.spec) for f in chosen]
-            crops = [crop_face(frame.image, m, self.spec.size) for m in matrices]
-        return _Pending(frame, frame.image, chosen, matrices, crops)
+        return _Pending(frame, frame.image, chosen, matrices, [])
+
+    def _crop(self, pending: _Pending) -> None:
+        pending.crops = [crop_face(pending.image, m, self.spec.size) for m in pending.matrices]
 
     def run(self, batch: list[_Pending]) -> None:
-        """Swap every face of the batch's frames (frames without faces are left as they are)."""
+        """Crop and swap every face of the batch's frames (frames without faces are left as they are)."""
+        with self.times("crop"):  # here, not in the tracking thread, and frames in parallel
+            if self._pool is None:
+                for pending in batch:
+                    self._crop(pending)
+            else:
+                list(self._pool.map(self._crop, batch))
         crops = [c for p in batch for c in p.crops]
         if not crops:
             return
@@ -461,7 +470,7 @@ def _run(frames: Iterable[Frame], tracker: FaceTracker, swapper: FaceSwapper,
             with times("track"):
                 faces = tracker.update(frame.image, frame.time, detections)
             pending.append(swapper.prepare(frame, faces))
-            waiting_faces = sum(len(p.crops) for p in pending)
+            waiting_faces = sum(len(p.faces) for p in pending)
             if waiting_faces >= options.batch_size or len(pending) >= options.queue_frames:
                 swapping.put(pending)
                 pending = []
