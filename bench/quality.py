@@ -34,6 +34,7 @@ from swapface.eval.heldout import DirectionScores, held_out_scores, score_model
 from swapface.faces import AlignSpec
 from swapface.faceset.extract import ExtractOptions, count_frames, extract
 from swapface.faceset.store import Faceset
+from swapface.model import PRESETS
 from swapface.train import distributed
 from swapface.train.loop import Trainer, TrainOptions, train
 
@@ -117,6 +118,7 @@ def main() -> None:
     parser.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
     parser.add_argument("--preset", default="128")
     parser.add_argument("--resolution", type=int, default=None, help="override the preset's (e.g. 64 on CPU)")
+    parser.add_argument("--latent-stride", type=int, help="override the preset's (e.g. 8: an 8x8 latent at 64 px)")
     parser.add_argument("--batch-size", type=int, default=64, help="faces per identity per step")
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget, wall clock")
@@ -130,6 +132,10 @@ def main() -> None:
     args = parser.parse_args()
 
     facesets = prepare(args.work, args.workers)
+    if args.latent_stride:  # a variant of the preset, registered under its own name (the model dir records it)
+        variant = f"{args.preset}-s{args.latent_stride}"
+        PRESETS[variant] = PRESETS[args.preset].replace(latent_stride=args.latent_stride)
+        args.preset = variant
     options = TrainOptions(preset=args.preset, resolution=args.resolution, batch_size=args.batch_size, lr=args.lr,
                            time_limit=args.minutes * 60, device=args.device, precision=args.precision,
                            compile=args.compile, save_every=2000, preview_every=2000, snapshot_every=0,
