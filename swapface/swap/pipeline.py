@@ -6,8 +6,8 @@ of the tracker (dlib releases the GIL); the main thread tracks faces (windowed r
 landmarks, smoothing) and aligns them; one thread crops the faces of a batch of frames, runs the
 model on them and composites them back (frames in parallel: OpenCV releases the GIL too); one thread
 encodes behind. Memory stays bounded by the queue sizes and the batch, whatever the video's length
-(about 5 x queue_frames + 2 x batch frames). Frames come out in input order with their input timestamps; frames without a face to swap pass
-through untouched.
+(about 5 x queue_frames + 2 x batch frames). Frames come out in input order with their input
+timestamps; frames without a face to swap pass through untouched.
 """
 
 from __future__ import annotations
