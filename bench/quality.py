@@ -119,6 +119,7 @@ def main() -> None:
     parser.add_argument("--preset", default="128")
     parser.add_argument("--resolution", type=int, default=None, help="override the preset's (e.g. 64 on CPU)")
     parser.add_argument("--latent-stride", type=int, help="override the preset's (e.g. 8: an 8x8 latent at 64 px)")
+    parser.add_argument("--latent-channels", type=int, help="override the preset's")
     parser.add_argument("--batch-size", type=int, default=64, help="faces per identity per step")
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget, wall clock")
@@ -132,9 +133,11 @@ def main() -> None:
     args = parser.parse_args()
 
     facesets = prepare(args.work, args.workers)
-    if args.latent_stride:  # a variant of the preset, registered under its own name (the model dir records it)
-        variant = f"{args.preset}-s{args.latent_stride}"
-        PRESETS[variant] = PRESETS[args.preset].replace(latent_stride=args.latent_stride)
+    changes = {k: v for k, v in (("latent_stride", args.latent_stride), ("latent_channels", args.latent_channels))
+               if v is not None}
+    if changes:  # a variant of the preset, registered under its own name (the model dir records it)
+        variant = args.preset + "".join(f"-{k.split('_')[1][0]}{v}" for k, v in changes.items())
+        PRESETS[variant] = PRESETS[args.preset].replace(**changes)
         args.preset = variant
     options = TrainOptions(preset=args.preset, resolution=args.resolution, batch_size=args.batch_size, lr=args.lr,
                            time_limit=args.minutes * 60, device=args.device, precision=args.precision,
