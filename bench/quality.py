@@ -78,22 +78,21 @@ def prepare(work: Path, workers: int) -> dict[str, tuple[Path, Path]]:
     return facesets
 
 
-def swapface_run(facesets: dict, args: argparse.Namespace, options: TrainOptions,
-                 references: dict[str, np.ndarray]) -> tuple[int, list[DirectionScores]]:
+def swapface_run(train_sets: dict[str, Path], held: dict[str, Path], args: argparse.Namespace,
+                 options: TrainOptions, references: dict[str, np.ndarray]) -> tuple[int, list[DirectionScores]]:
     """Our model, trained by `swapface train`'s own loop (resumable: a rerun trains on)."""
     model_dir = args.work / f"model-{args.preset}-{args.resolution or 'preset'}"
     if args.fresh:
         shutil.rmtree(model_dir, ignore_errors=True)
-    result = train(facesets["a"][0], facesets["b"][0], model_dir, options, message=print)
-    held = {identity: pair[1] for identity, pair in facesets.items()}
+    result = train(train_sets["a"], train_sets["b"], model_dir, options, message=print)
     return result.step, held_out_scores(model_dir, held, max_faces=args.max_faces, device=args.device,
                                         references=references)
 
 
-def classic_run(facesets: dict, args: argparse.Namespace, options: TrainOptions,
-                references: dict[str, np.ndarray]) -> tuple[int, list[DirectionScores]]:
+def classic_run(train_sets: dict[str, Path], held: dict[str, Path], args: argparse.Namespace,
+                options: TrainOptions, references: dict[str, np.ndarray]) -> tuple[int, list[DirectionScores]]:
     """The classic autoencoder (L1 + MSE, Adam 5e-5), on the same batches and augmentation, same budget."""
-    trainer = Trainer(facesets["a"][0], facesets["b"][0], args.work / "classic-data", options,
+    trainer = Trainer(train_sets["a"], train_sets["b"], args.work / "classic-data", options,
                       distributed.setup(args.device), message=lambda _t: None)
     torch.manual_seed(0)
     model = ClassicAutoencoder(trainer.config.resolution).to(trainer.device)
@@ -106,7 +105,6 @@ def classic_run(facesets: dict, args: argparse.Namespace, options: TrainOptions,
         if steps % 100 == 0:
             print(f"classic step {steps}: loss {loss.item():.4f}", flush=True)
     model.eval()
-    held = {identity: pair[1] for identity, pair in facesets.items()}
     with torch.no_grad():
         return steps, score_model(model, trainer.config.resolution, trainer.config.coverage, held,
                                   max_faces=args.max_faces, device=args.device, references=references)
@@ -143,17 +141,16 @@ def main() -> None:
                            time_limit=args.minutes * 60, device=args.device, precision=args.precision,
                            compile=args.compile, save_every=2000, preview_every=2000, snapshot_every=0,
                            log_every=50)
-    references = {}
-    for identity, (train_path, _) in facesets.items():
-        with Faceset.open(train_path) as faceset:
-            references[identity] = faceset.mean_embedding()
+    train_sets = {identity: pair[0] for identity, pair in facesets.items()}
     held = {identity: pair[1] for identity, pair in facesets.items()}
+    references = {}
+    for identity, path in train_sets.items():
+        with Faceset.open(path) as faceset:
+            references[identity] = faceset.mean_embedding()
     started = time.perf_counter()
-    if args.model == "classic":
-        steps, directions = classic_run(facesets, args, options, references)
-    else:
-        steps, directions = swapface_run(facesets, args, options, references)
-    train_seconds = time.perf_counter() - started
+    run = classic_run if args.model == "classic" else swapface_run
+    steps, directions = run(train_sets, held, args, options, references)
+    run_seconds = time.perf_counter() - started  # training (the --minutes budget) and scoring
     real = {}
     for identity, path in held.items():
         with Faceset.open(path) as faceset:
@@ -183,7 +180,7 @@ def main() -> None:
     console.print(table)
     console.print(f"classic PSNR: A {CLASSIC_PSNR['a']} dB, B {CLASSIC_PSNR['b']} dB. Targets: {TARGETS}.")
     if args.json:
-        args.json.write_text(json.dumps(dict(model=args.model, steps=steps, seconds=train_seconds, device=device_name,
+        args.json.write_text(json.dumps(dict(model=args.model, steps=steps, run_seconds=run_seconds, device=device_name,
                                              preset=args.preset, resolution=args.resolution,
                                              batch_size=args.batch_size, directions=rows, real=real), indent=1))
 

@@ -398,7 +398,11 @@ def swap_media(input_path: str | Path, model_dir: str | Path, output: str | Path
     model, _, spec = load_swap_model(model_dir, options.device)
     stats = SwapStats()
     min_face = options.min_face or default_min_face(info)
-    backend = make_backend("dlib", detector=options.detector, min_face=min_face)
+
+    def make_detector() -> FaceBackend:  # the tracker's, and one per thread detecting ahead
+        return make_backend("dlib", detector=options.detector, min_face=min_face)
+
+    backend = make_detector()
     # Windows around tracked faces: detected at scale 1, with no score floor (a face is known to be there).
     window_backend = make_backend("dlib", detector=options.detector, min_face=80, min_score=0.0)
     is_wanted = None
@@ -424,7 +428,7 @@ def swap_media(input_path: str | Path, model_dir: str | Path, output: str | Path
         frames = _in_range(open_media(input_path), options.start, options.end) if is_video \
             else open_media(input_path)
         _run(frames, tracker, swapper, writer.write, options, stats, progress, independent_frames=not is_video,
-             make_detector=lambda: make_backend("dlib", detector=options.detector, min_face=min_face))
+             make_detector=make_detector)
     return stats
 
 

@@ -332,7 +332,7 @@ class Trainer:
             flags = [float(time.perf_counter() > deadline), float(stop.is_set())]
             values = torch.cat([torch.stack([window[k] / window_steps for k in keys]).float(),
                                 torch.tensor(flags, device=self.device)])
-            values = distributed.mean_across_ranks(values.float(), dist).tolist()
+            values = distributed.mean_across_ranks(values, dist).tolist()
             stop_requested = values.pop() > 0
             out_of_time = values.pop() > 0  # any rank past its deadline: all stop at this same step
             elapsed = time.perf_counter() - window_start
