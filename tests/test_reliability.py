@@ -7,6 +7,7 @@ permission-override capabilities for the command it starts.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -387,8 +388,15 @@ def test_extract_workers_die_with_a_killed_parent(tmp_path):
     process = subprocess.Popen([*SWAPFACE, "extract", str(VIDEOS / "lp_d6.mp4"), "-o", str(tmp_path / "faces"),
                                 "--size", "64", "--workers", "2"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    _wait_for(lambda: (tmp_path / "faces" / DB_NAME).exists() and len(_descendants(process.pid)) >= 3)
+    def working() -> bool:  # faces committed: the workers are past start-up and analysing frames
+        db_path = tmp_path / "faces" / DB_NAME
+        with contextlib.suppress(sqlite3.Error), contextlib.closing(sqlite3.connect(db_path)) as db:
+            return db.execute("SELECT COUNT(*) FROM faces").fetchone()[0] > 0
+        return False
+
+    _wait_for(lambda: (tmp_path / "faces" / DB_NAME).exists() and working())
     workers = _descendants(process.pid)
+    assert len(workers) >= 2
     process.kill()
     process.wait()
     _wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=10)
