@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from swapface.cli.main import app
+from swapface.errors import InputError
 from swapface.faces import AlignSpec, alignment_matrix, make_backend, transform_points
 from swapface.faces.masks import hull_mask
 from swapface.faceset import Faceset
@@ -199,10 +201,14 @@ def test_reference_swaps_only_the_matching_person(tmp_path: Path, clip: Path, mo
 
     same = tmp_path / "same.png"
     cv2.imwrite(str(same), cv2.cvtColor(next(open_media(VIDEOS / "lp_d3.mp4")).image, cv2.COLOR_RGB2BGR))
-    for reference, expected in ((STILLS / "df_damon_1.jpg", 0), (same, 15)):
-        options = SwapOptions(reference=reference_embedding(reference), end=0.5)
+    other = SwapOptions(reference=reference_embedding(STILLS / "df_damon_1.jpg"), end=0.5)
+    with pytest.raises(InputError, match="no face of the --reference person"):  # nobody to swap: an error
+        swap_media(clip, model_dir, tmp_path / "ref.mp4", other)
+    assert not (tmp_path / "ref.mp4").exists()
+    for options, expected in ((replace(other, allow_no_faces=True), 0),
+                              (SwapOptions(reference=reference_embedding(same), end=0.5), 15)):
         stats = swap_media(clip, model_dir, tmp_path / "ref.mp4", options)
-        assert stats.frames == 15 and stats.faces_swapped == expected, reference
+        assert stats.frames == 15 and stats.faces_swapped == expected
 
 
 def test_image_folder_and_patch_outputs(tmp_path: Path, model_dir: Path) -> None:

@@ -373,10 +373,10 @@ def _in_range(frames: Iterable[Frame], start: float, end: float | None) -> Itera
             yield frame
 
 
-def default_min_face(info: MediaInfo) -> int:
+def default_min_face(width: int, height: int) -> int:
     """Smallest face looked for by full-frame detection: a tenth of the short side, at least 80 px.
     Larger values make detection cheaper on big frames (HOG's window is 80 px)."""
-    return max(80, min(info.width, info.height) // 10)
+    return max(80, min(width, height) // 10)
 
 
 def check_output(input_info: MediaInfo, output: Path, model_dir: Path | None = None,
@@ -399,57 +399,89 @@ def check_output(input_info: MediaInfo, output: Path, model_dir: Path | None = N
     return kind
 
 
+class SwapPipeline:
+    """The swap as a library object, diffusers-style: built once from a model dir and options, then
+    called on frames in memory (`swap_media` wraps it with files; chunk workers and platform jobs call
+    it directly). Frames come out in order through `sink(frame, image)`, swapped where a face is."""
+
+    def __init__(self, model: SwapAutoencoder, spec: AlignSpec, options: SwapOptions = SwapOptions()) -> None:
+        self.model, self.spec, self.options = model, spec, options
+
+    @classmethod
+    def from_model_dir(cls, model_dir: str | Path, options: SwapOptions = SwapOptions()) -> SwapPipeline:
+        model, _, spec = load_swap_model(model_dir, options.device)
+        return cls(model, spec, options)
+
+    def __call__(self, frames: Iterable[Frame], sink: Callable[[Frame, np.ndarray], None], *, video: bool = True,
+                 frame_size: tuple[int, int] | None = None, patches: PatchWriter | None = None,
+                 write_from: float | None = None, progress: ProgressCallback | None = None) -> SwapStats:
+        """Swap `frames` (a video's, in order, when `video`; else unrelated photos) into `sink`.
+        `frame_size` (width, height) sets the default smallest face looked for; frames before
+        `write_from` seconds are tracked (warming the tracker and smoothing up) but not swapped or
+        written."""
+        options, stats = self.options, SwapStats()
+        min_face = options.min_face or default_min_face(*(frame_size or (0, 0)))
+
+        def make_detector() -> FaceBackend:  # the tracker's, and one per thread detecting ahead
+            return make_backend("dlib", detector=options.detector, min_face=min_face)
+
+        backend = make_detector()
+        # Windows around tracked faces: detected at scale 1, with no score floor (a face is known to be there).
+        window_backend = make_backend("dlib", detector=options.detector, min_face=80, min_score=0.0)
+        is_wanted = None
+        if options.reference is not None:
+            reference = np.asarray(options.reference, np.float32)
+
+            def is_wanted(image: np.ndarray, landmarks: np.ndarray) -> bool:
+                with stats.times("identify"):
+                    embedding = backend.embed(image, landmarks)
+                return float(np.linalg.norm(embedding - reference)) <= options.max_distance
+
+        tracker = FaceTracker(backend, window_backend, detect_every=options.detect_every if video else 1,
+                              smooth=options.smooth if video else 0.0, is_wanted=is_wanted)
+        swapper = FaceSwapper(self.model, self.spec, options, stats.times, patches)
+        try:
+            _run(frames, tracker, swapper, sink, options, stats, progress, independent_frames=not video,
+                 make_detector=make_detector, write_from=write_from)
+        finally:
+            swapper.close()
+        return stats
+
+
 def swap_media(input_path: str | Path, model_dir: str | Path, output: str | Path, options: SwapOptions = SwapOptions(),
                progress: ProgressCallback | None = None) -> SwapStats:
     """Swap the faces of `input_path` with the model in `model_dir`; write `output` atomically."""
     input_path, output = Path(input_path), Path(output)
     info = probe(input_path)
     kind = check_output(info, output, Path(model_dir), options.patches)
-    model, _, spec = load_swap_model(model_dir, options.device)
-    stats = SwapStats()
-    min_face = options.min_face or default_min_face(info)
-
-    def make_detector() -> FaceBackend:  # the tracker's, and one per thread detecting ahead
-        return make_backend("dlib", detector=options.detector, min_face=min_face)
-
-    backend = make_detector()
-    # Windows around tracked faces: detected at scale 1, with no score floor (a face is known to be there).
-    window_backend = make_backend("dlib", detector=options.detector, min_face=80, min_score=0.0)
-    is_wanted = None
-    if options.reference is not None:
-        reference = np.asarray(options.reference, np.float32)
-
-        def is_wanted(image: np.ndarray, landmarks: np.ndarray) -> bool:
-            with stats.times("identify"):
-                embedding = backend.embed(image, landmarks)
-            return float(np.linalg.norm(embedding - reference)) <= options.max_distance
-
+    pipeline = SwapPipeline.from_model_dir(model_dir, options)
     is_video = info.kind == "video"
-    tracker = FaceTracker(backend, window_backend, detect_every=options.detect_every if is_video else 1,
-                          smooth=options.smooth if is_video else 0.0, is_wanted=is_wanted)
     with contextlib.ExitStack() as stack:
         if kind == "video":
             writer = stack.enter_context(VideoWriter(output, info, options.video, options.start, options.end))
         else:
             writer = stack.enter_context(ImageWriter(output, single=kind == "image"))
         patches = stack.enter_context(PatchWriter(options.patches)) if options.patches else None
-        swapper = FaceSwapper(model, spec, options, stats.times, patches)
-        stack.callback(swapper.close)
         frames = _in_range(open_media(input_path), options.start, options.end) if is_video \
             else open_media(input_path)
-        _run(frames, tracker, swapper, writer.write, options, stats, progress, independent_frames=not is_video,
-             make_detector=make_detector)
-        if stats.faces_swapped == 0 and not options.allow_no_faces:  # raised here: nothing is left written
-            whom = "of the --reference person " if options.reference is not None else ""
-            raise InputError(input_path, f"no face {whom}found to swap in {stats.frames} frame(s); nothing "
-                                         "written (--allow-no-faces passes such footage through)")
+        stats = pipeline(frames, writer.write, video=is_video, frame_size=(info.width, info.height),
+                         patches=patches, progress=progress)
+        check_swapped_any(stats, input_path, options)  # raised here: nothing is left written
     return stats
+
+
+def check_swapped_any(stats: SwapStats, input_path: str | Path, options: SwapOptions) -> None:
+    """Footage in which no face was swapped is an error, unless asked for (`allow_no_faces`)."""
+    if stats.faces_swapped == 0 and not options.allow_no_faces:
+        whom = "of the --reference person " if options.reference is not None else ""
+        raise InputError(input_path, f"no face {whom}found to swap in {stats.frames} frame(s); nothing "
+                                     "written (--allow-no-faces passes such footage through)")
 
 
 def _run(frames: Iterable[Frame], tracker: FaceTracker, swapper: FaceSwapper,
          write: Callable[[Frame, np.ndarray], None], options: SwapOptions, stats: SwapStats,
          progress: ProgressCallback | None, independent_frames: bool = False,
-         make_detector: Callable[[], FaceBackend] | None = None) -> None:
+         make_detector: Callable[[], FaceBackend] | None = None, write_from: float | None = None) -> None:
     """Four stages, each in its own thread, joined by bounded queues: decode ahead (with keyframe
     detection ahead in worker threads, when `make_detector` makes them their backends); track faces
     (here); model + composite a batch; encode behind. Batches and frames stay in order end to end."""
@@ -485,6 +517,8 @@ def _run(frames: Iterable[Frame], tracker: FaceTracker, swapper: FaceSwapper,
                 tracker.reset()
             with times("track"):
                 faces = tracker.update(frame.image, frame.time, detections)
+            if write_from is not None and frame.time < write_from - 1e-9:
+                continue  # a warm-up frame: it only primed the tracker
             pending.append(swapper.prepare(frame, faces))
             waiting_faces = sum(len(p.faces) for p in pending)
             if waiting_faces >= options.batch_size or len(pending) >= options.queue_frames:
