@@ -15,6 +15,7 @@ from swapface.faceset.extract import reference_embedding
 from swapface.media import probe
 from swapface.media.writer import CODEC_ALIASES, VideoSettings
 from swapface.swap.blend import BLEND_MODES
+from swapface.swap.chunked import swap_chunked
 from swapface.swap.color import COLOR_MODES
 from swapface.swap.masks import MASK_MODES
 from swapface.swap.pipeline import SwapOptions, SwapStats, swap_media
@@ -81,6 +82,14 @@ def swap_command(
     device: Annotated[str, typer.Option(help="Torch device for the model: cpu, cuda, cuda:1 ...")] = "cpu",
     precision: Annotated[str, typer.Option(
         help="auto (bf16 on GPUs and CPUs that have it), bf16 or fp32.")] = "auto",
+    workers: Annotated[int, typer.Option(
+        help="Swap the video in this many pieces at once, in local worker processes (cut at keyframes, "
+             "joined without re-encoding).", min=1)] = 1,
+    ray: Annotated[str | None, typer.Option(
+        help="Run the pieces as tasks on this Ray cluster (an address, or 'auto'); needs swapface[cluster] "
+             "and paths every node sees.")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="With --workers/--ray: keep the pieces an interrupted run finished.")] = False,
     allow_no_faces: Annotated[bool, typer.Option(
         "--allow-no-faces", help="Write the output even when no face was swapped (by default that is an "
                                  "error and nothing is written).")] = False,
@@ -113,7 +122,10 @@ def swap_command(
             def show(stats: SwapStats) -> None:
                 bar.update(task, completed=stats.frames, faces=stats.faces_swapped, rate=stats.rate)
 
-            stats = swap_media(input, model, output, options, progress=show)
+            if workers > 1 or ray is not None:
+                stats = swap_chunked(input, model, output, options, workers, ray, resume, progress=show)
+            else:
+                stats = swap_media(input, model, output, options, progress=show)
         _summary(stats, output)
 
 
@@ -122,6 +134,8 @@ def _summary(stats: SwapStats, output: Path) -> None:
     table.add_row("frames written", str(stats.frames))
     table.add_row("frames with a swapped face", str(stats.frames_swapped))
     table.add_row("faces swapped", str(stats.faces_swapped))
+    if stats.frames_reused:
+        table.add_row("frames reused from the interrupted run", str(stats.frames_reused))
     table.add_row("time", f"{stats.seconds:.1f} s ({stats.rate:.2f} frames/s)")
     for stage in STAGES:
         if stage in stats.times.seconds and stats.frames:

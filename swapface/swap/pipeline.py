@@ -117,6 +117,7 @@ class SwapStats:
     faces_swapped: int = 0
     seconds: float = 0.0
     times: StageTimes = field(default_factory=StageTimes)
+    frames_reused: int = 0  # swapped by an interrupted run and kept (--resume)
 
     @property
     def rate(self) -> float:

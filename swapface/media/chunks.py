@@ -1,0 +1,141 @@
+"""Videos in pieces: a frame index built from the packets alone, reading from a time on (seeking to
+the keyframe before it), and joining separately encoded pieces into one video without re-encoding.
+
+This is what lets a long video be swapped by many workers at once (swapface.swap.chunked): each
+worker decodes only its own stretch, encodes it to its own file, and the pieces are stream-copied
+into the output with the input's timestamps, audio and synthetic label, as a one-piece swap writes.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from swapface.errors import InputError, SwapfaceError
+from swapface.media.reader import Frame, MediaInfo, _open_container, _rgb, _rotation_of, _upright
+from swapface.media.writer import VideoSettings, VideoWriter
+
+
+@dataclass(frozen=True)
+class VideoIndex:
+    """Every frame's presentation timestamp, in order, and which frames start a GOP (keyframes)."""
+
+    pts: list[int]
+    keyframes: list[int]  # frame numbers (positions in `pts`)
+    time_base: Fraction
+    start: int  # the stream's start time: frame times count from here, as the reader's do
+
+    def time(self, frame: int) -> float:
+        return float((self.pts[frame] - self.start) * self.time_base)
+
+    def frame_at(self, seconds: float) -> int:
+        """The first frame at or after `seconds`."""
+        target = self.start + seconds / self.time_base
+        return bisect.bisect_left(self.pts, target - 1e-6)
+
+
+def index_video(path: str | Path) -> VideoIndex:
+    """Demux (not decode) the video stream once: fast even for a feature film."""
+    path = Path(path)
+    container = _open_container(path)
+    try:
+        stream = container.streams.video[0]
+        seen: list[tuple[int, bool]] = []
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            if packet.pts is None:
+                raise InputError(path, "video packets carry no timestamps, so it cannot be split into pieces "
+                                       "(swap it with --workers 1)")
+            seen.append((packet.pts, packet.is_keyframe))
+        if not seen or stream.time_base is None:
+            raise InputError(path, "video holds no frames")
+        seen.sort()
+        keyframes = [i for i, (_, key) in enumerate(seen) if key] or [0]
+        return VideoIndex([p for p, _ in seen], keyframes, stream.time_base, stream.start_time or 0)
+    except av.error.FFmpegError as exc:
+        raise InputError(path, f"video is damaged ({exc.__class__.__name__})") from None
+    finally:
+        container.close()
+
+
+def frames_from(path: str | Path, index: VideoIndex, first: int, end: int) -> Iterator[Frame]:
+    """Frames number `first` to `end - 1` (numbered as in a read from the start), decoded after a
+    seek to the keyframe at or before `first`."""
+    path = Path(path)
+    container = _open_container(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        container.seek(index.pts[first], stream=stream, backward=True)
+        number = first
+        for frame in container.decode(stream):
+            if frame.pts is None or frame.pts < index.pts[first]:
+                continue
+            if number >= end:
+                return
+            time = float((frame.pts - index.start) * index.time_base)
+            yield Frame(number, time, _upright(_rgb(frame), _rotation_of(frame)), str(path), frame.pts)
+            number += 1
+    except av.error.FFmpegError as exc:
+        raise InputError(path, f"video is damaged near frame {first} ({exc.__class__.__name__})") from None
+    finally:
+        container.close()
+
+
+class PieceJoiner(VideoWriter):
+    """A VideoWriter fed with the packets of already-encoded pieces instead of frames: the pieces are
+    copied as they are (no second encode), placed at their input timestamps, with the input's audio
+    interleaved and the output labelled, exactly as a one-piece swap writes them."""
+
+    def __init__(self, path: str | Path, source: MediaInfo, start: float = 0.0, end: float | None = None) -> None:
+        super().__init__(path, source, VideoSettings(), start, end)
+        self._template: av.VideoStream | None = None
+
+    def add_piece(self, piece: Path, first_pts: int) -> int:
+        """Copy a piece whose first frame has the input timestamp `first_pts`; returns its frame count."""
+        assert self._container is not None
+        frames = 0
+        with av.open(str(piece)) as container:
+            stream = container.streams.video[0]
+            if self._video is None:
+                self._video = self._container.add_stream_from_template(stream)
+                self._video.time_base = self._time_base
+                self._first_pts = first_pts
+                self._shift_seconds = float(first_pts * self._time_base)
+                if self.audio:
+                    self._open_audio()
+            offset = round((first_pts - self._first_pts) * self._time_base / stream.time_base)
+            for packet in container.demux(stream):
+                if packet.dts is None or packet.size == 0:
+                    continue
+                seconds = float(packet.pts * stream.time_base) + self._shift_seconds + float(offset * stream.time_base)
+                packet.pts += offset
+                packet.dts += offset
+                packet.stream = self._video
+                self._mux_audio_until(seconds + 1.0)
+                self._container.mux(packet)
+                frames += 1
+        self.frames_written += frames
+        return frames
+
+    def _finish(self) -> None:
+        if self._video is None:
+            raise SwapfaceError(f"{self.path}: no frames to write")
+        self._mux_audio_until(float("inf"))
+
+
+def join_pieces(pieces: list[tuple[Path, int]], output: str | Path, source: MediaInfo, start: float = 0.0,
+                end: float | None = None) -> int:
+    """Join `(piece file, input pts of its first frame)` in order into `output` (atomically); returns
+    the frames written."""
+    with PieceJoiner(output, source, start, end) as joiner:
+        for piece, first_pts in pieces:
+            joiner.add_piece(piece, first_pts)
+        return joiner.frames_written
+
