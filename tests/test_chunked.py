@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 from swapface.demo import bundled_model
 from swapface.media import open_media
 from swapface.media.chunks import index_video
-from swapface.media.writer import VideoSettings
+from swapface.media.writer import VideoSettings, read_synthetic_tag
 from swapface.swap.chunked import pieces_folder, plan_pieces
 from swapface.swap.pipeline import SwapOptions, swap_media
 
@@ -38,8 +39,9 @@ def make_clip(path: Path, source: str, frames: int, keyint: int = 15) -> Path:
         for frame in open_media(VIDEOS / source):
             if frame.index >= frames:
                 break
-            video.height, video.width = frame.image.shape[:2]
-            video.pix_fmt = "yuv420p"
+            if frame.index == 0:
+                video.height, video.width = frame.image.shape[:2]
+                video.pix_fmt = "yuv420p"
             for packet in video.encode(av.VideoFrame.from_ndarray(frame.image, format="rgb24")):
                 out.mux(packet)
             while samples < (frame.index + 1) * rate // 30:
@@ -59,8 +61,11 @@ def decode(path: Path) -> tuple[list[int], list[np.ndarray], float]:
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         frames = [(f.pts, f.to_ndarray(format="rgb24").astype(np.float32)) for f in container.decode(stream)]
+    with av.open(str(path)) as container:
         audio = container.streams.audio[0]
-        audio_seconds = float(audio.duration * audio.time_base) if audio.duration else 0.0
+        packets = [p for p in container.demux(audio) if p.pts is not None]
+        audio_seconds = float((max(p.pts + p.duration for p in packets) - min(p.pts for p in packets))
+                              * audio.time_base)
     return [p for p, _ in frames], [f for _, f in frames], audio_seconds
 
 
@@ -101,15 +106,14 @@ def test_pieces_equal_one_piece(tmp_path, clip):
         assert abs(audio_two - audio_one) < 0.03 and audio_one > 2.9
         scores = [psnr(a, b) for a, b in zip(frames_one, frames_two, strict=True)]
         assert min(scores) >= 40, np.round(scores, 1)
-        if codec == "ffv1":
-            assert min(scores) >= 50, np.round(scores, 1)  # no visible seam in the swap itself
-        # flicker: frame-to-frame change across the cut at frame 45, against the one-piece swap's
-        change = [float(np.abs(b - a).mean()) for a, b in zip(frames_two, frames_two[1:], strict=False)]
-        reference = [float(np.abs(b - a).mean()) for a, b in zip(frames_one, frames_one[1:], strict=False)]
-        assert max(change[43:47]) <= 1.1 * max(reference[43:47]) + 0.05
+        if codec == "ffv1":  # lossless, so what is measured is the swap alone
+            assert min(scores) >= 50, np.round(scores, 1)
+            # flicker across the cut at frame 45 (frame-to-frame change) as inside the one-piece swap
+            change = [float(np.abs(b - a).mean()) for a, b in zip(frames_two, frames_two[1:], strict=False)]
+            reference = [float(np.abs(b - a).mean()) for a, b in zip(frames_one, frames_one[1:], strict=False)]
+            assert max(change[43:47]) <= 1.1 * max(reference[43:47])
         assert not pieces_folder(two).exists()
-        with av.open(str(two)) as container:
-            assert container.metadata.get("synthetic")
+        assert read_synthetic_tag(two)
 
 
 def _spawned_workers(pid: int) -> list[int]:
@@ -170,7 +174,9 @@ def ray_cluster(tmp_path):
     """A Ray head on 127.0.0.1 and a second node joining it, as `ray start` builds a real cluster."""
     ray = [str(Path(sys.executable).parent / "ray")]
     port = "6391"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    # Ray turns token authentication on for local clusters: every process of the test's cluster shares one
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     head = subprocess.run([*ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
                            "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats"],
                           capture_output=True, text=True, env=env, timeout=180)
@@ -179,7 +185,7 @@ def ray_cluster(tmp_path):
         node = subprocess.run([*ray, "start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1",
                                "--num-cpus=1"], capture_output=True, text=True, env=env, timeout=180)
         assert node.returncode == 0, node.stderr
-        yield f"127.0.0.1:{port}"
+        yield f"127.0.0.1:{port}", env
     finally:
         subprocess.run([*ray, "stop", "--force"], capture_output=True, env=env, timeout=120)
 
@@ -188,9 +194,10 @@ def ray_cluster(tmp_path):
 def test_pieces_swapped_on_a_ray_cluster(tmp_path, clip, ray_cluster):
     one, two = tmp_path / "one.mkv", tmp_path / "two.mkv"
     swap_media(clip, bundled_model(), one, SwapOptions(video=VideoSettings(codec="ffv1")))
+    address, env = ray_cluster
     result = subprocess.run([*SWAPFACE, "swap", str(clip), "-m", str(bundled_model()), "-o", str(two),
-                             "--workers", "2", "--ray", ray_cluster, "--codec", "ffv1"],
-                            capture_output=True, text=True, timeout=900)
+                             "--workers", "2", "--ray", address, "--codec", "ffv1"],
+                            capture_output=True, text=True, timeout=900, env=env)
     assert result.returncode == 0, result.stderr
     (pts_one, frames_one, _), (pts_two, frames_two, _) = decode(one), decode(two)
     assert pts_two == pts_one and len(pts_two) == 90
