@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -37,3 +38,52 @@ def set_display_rotation(path: Path, clockwise_degrees: int) -> None:
     a, b, u, c, d, v = matrices[clockwise_degrees]
     struct.pack_into(">9i", data, at + 44, a, b, u, c, d, v, 0, 0, 0x40000000)
     path.write_bytes(bytes(data))
+
+
+def write_packed_avi(path: Path, frames: Iterable[np.ndarray], fps: int = 30) -> Path:
+    """MPEG-4 Part 2 in AVI with DivX-style packed B-frames, as archive footage has them: each B-frame is
+    packed into the packet of the P-frame before it, and a tiny not-coded VOP (N-VOP) fills its slot.
+    FFmpeg decodes such a file in presentation order but hands the frames decode-order timestamps
+    (1, 3, 2, 5, 4...). FFmpeg's encoder cannot pack, so its packets are repacked here (one B-frame at a
+    time, as DivX did): the user data says DivX (`DivX503b1393p`, the trailing `p` meaning packed) and
+    each B-frame moves into the packet before it."""
+    encoder = av.CodecContext.create("mpeg4", "w")
+    encoder.time_base, encoder.framerate, encoder.pix_fmt = Fraction(1, fps), fps, "yuv420p"
+    encoder.max_b_frames = 1
+    packets: list[tuple[bytes, int]] = []
+    for i, image in enumerate(frames):
+        if not packets and encoder.width == 0:
+            encoder.height, encoder.width = image.shape[:2]
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = i
+        packets += [(bytes(p), p.pts) for p in encoder.encode(frame)]
+    packets += [(bytes(p), p.pts) for p in encoder.encode(None)]
+    header = packets[0][0]
+    user = header.find(b"\x00\x00\x01\xb2")  # FFmpeg's own user data ("Lavc...") becomes DivX's
+    end = header.find(b"\x00\x00\x01", user + 4)
+    packets[0] = (header[:user + 4] + b"DivX503b1393p" + header[end:], packets[0][1])
+    # N-VOP: P type, modulo_time_base 0, marker, vop_time_increment (bits for resolution `fps`),
+    # marker, vop_coded 0, then the stuffing up to the byte boundary.
+    bits = "01" + "0" + "1" + "0" * ((fps - 1).bit_length()) + "1" + "0"
+    bits += "0" + "1" * ((-len(bits) - 1) % 8)
+    nvop = b"\x00\x00\x01\xb6" + int(bits, 2).to_bytes(len(bits) // 8, "big")
+    packed: list[bytes] = []
+    i = 0
+    while i < len(packets):
+        data, pts = packets[i]
+        if i + 1 < len(packets) and packets[i + 1][1] < pts:  # a B-frame shown before this P-frame
+            packed += [data + packets[i + 1][0], nvop]
+            i += 2
+        else:
+            packed.append(data)
+            i += 1
+    with av.open(str(path), "w", format="avi") as out:
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.height, stream.width = encoder.height, encoder.width
+        stream.pix_fmt, stream.time_base = "yuv420p", Fraction(1, fps)
+        for n, data in enumerate(packed):
+            packet = av.Packet(data)
+            packet.pts = packet.dts = n
+            packet.time_base, packet.stream, packet.is_keyframe = Fraction(1, fps), stream, n == 0
+            out.mux(packet)
+    return path

@@ -6,6 +6,8 @@ already turned upright when the video carries rotation metadata (phone videos).
 
 from __future__ import annotations
 
+import heapq
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -44,6 +46,7 @@ class MediaInfo:
     duration: float | None
     rotation: int
     has_audio: bool
+    start_time: float = 0.0  # seconds where the container's first stream starts (0 for images)
 
 
 def _rotation_of(frame: av.VideoFrame) -> int:
@@ -103,7 +106,9 @@ def _check_complete(container: av.container.InputContainer, path: Path) -> None:
         raise InputError(path, f"video is damaged after {packets} packets ({exc.__class__.__name__})") from None
     if packets == 0:
         raise InputError(path, "video holds no frames")
-    if stream.frames and packets < stream.frames:
+    # AVI counts its length in time-base ticks, which are frames only when the tick is one frame long.
+    counts_frames = container.format.name != "avi" or (stream.time_base or 0) * (stream.average_rate or 0) == 1
+    if stream.frames and counts_frames and packets < stream.frames:
         raise InputError(path, f"video is truncated ({packets} of {stream.frames} frames present)")
 
 
@@ -139,11 +144,48 @@ def probe(path: str | Path) -> MediaInfo:
             duration = float(stream.duration * stream.time_base)
         elif container.duration is not None:
             duration = container.duration / av.time_base
+        start_time = container.start_time / av.time_base if container.start_time is not None else 0.0
         return MediaInfo(str(path), "video", width, height, stream.frames or None,
                          stream.average_rate, stream.time_base, duration, rotation,
-                         bool(container.streams.audio))
+                         bool(container.streams.audio), start_time)
     finally:
         container.close()
+
+
+REORDER_WINDOW = 4  # frames looked ahead to put timestamps back in order: up to 3 B-frames in a row
+
+
+def presentation_pts(frames: Iterator[av.VideoFrame], step: int) -> Iterator[tuple[av.VideoFrame, int | None]]:
+    """Decoded frames with presentation timestamps that strictly increase.
+
+    Decoders hand frames out in presentation order, but some files give them decode-order timestamps
+    (DivX/Xvid "packed B-frames" in AVI come out 1, 3, 2, 5, 4...), repeated ones, or none; encoders and
+    muxers refuse those. Within a few frames such timestamps are the right set in the wrong order, so the
+    smallest one ahead belongs to the frame in hand (in-order timestamps are left as they are); one
+    missing, or not after its predecessor, becomes the predecessor plus one frame (`step` ticks). FFmpeg
+    fixes none of this for us (its best-effort timestamp only chooses between pts and dts), hence this code.
+    """
+    window: deque[av.VideoFrame] = deque()
+    ahead: list[int] = []  # the window's timestamps, a heap
+    last: int | None = None
+
+    def release() -> tuple[av.VideoFrame, int | None]:
+        nonlocal last
+        frame = window.popleft()
+        pts = heapq.heappop(ahead) if frame.pts is not None else None
+        if last is not None and (pts is None or pts <= last):
+            pts = last + step
+        last = pts if pts is not None else last
+        return frame, pts
+
+    for frame in frames:
+        window.append(frame)
+        if frame.pts is not None:
+            heapq.heappush(ahead, frame.pts)
+        if len(window) > REORDER_WINDOW:
+            yield release()
+    while window:
+        yield release()
 
 
 def _video_frames(path: Path) -> Iterator[Frame]:
@@ -152,14 +194,15 @@ def _video_frames(path: Path) -> Iterator[Frame]:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         start = stream.start_time or 0
+        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        step = max(1, round(1 / (rate * stream.time_base))) if stream.time_base else 1
         index = 0
         try:
-            for frame in container.decode(stream):
-                pts = frame.pts
+            for frame, pts in presentation_pts(container.decode(stream), step):
                 if pts is not None and stream.time_base is not None:
                     time = float((pts - start) * stream.time_base)
                 else:
-                    time = index / float(stream.average_rate or 25)
+                    time = index / float(rate)
                 image = _upright(_rgb(frame), _rotation_of(frame))
                 yield Frame(index, time, image, str(path), pts)
                 index += 1

@@ -117,9 +117,12 @@ def check_audio_fits(path: str | Path, source: MediaInfo) -> None:
 class VideoWriter:
     """Stream frames into a video that keeps the input's timestamps, frame rate and audio.
 
-    Frames are given with their input `pts`; the output keeps them, shifted so the first written frame
-    is at 0 (a `--start` cut starts at 0). Audio packets are copied without re-encoding, cut to the same
-    time range and interleaved as the video advances. Use as a context manager: leaving it with an
+    Frames are given with their input `pts`; the output keeps the container's timeline: every stream
+    keeps its start, so a video that starts after its audio still does, and no leading audio is lost
+    (the whole timeline moves so the earliest stream starts at 0; a `--start` cut starts at 0).
+    Timestamps that do not increase are moved one tick after the previous frame (muxers refuse them).
+    Audio packets are copied without re-encoding, cut to the same time range and interleaved as the
+    video advances. Use as a context manager: leaving it with an
     exception removes the temporary file and leaves nothing under the final name.
     """
 
@@ -139,7 +142,9 @@ class VideoWriter:
         self._audio_out: av.AudioStream | None = None
         self._pending_audio: av.Packet | None = None
         self._first_pts: int | None = None
-        self._shift_seconds = 0.0  # absolute input time of the first written frame
+        self._first_seconds = 0.0  # input time of the first written frame
+        self._origin = 0.0  # input time that becomes 0 in the output
+        self._last_pts: int | None = None
         self._time_base = source.time_base or Fraction(1, 90000)
         self._fps = source.fps or Fraction(25)
 
@@ -208,9 +213,14 @@ class VideoWriter:
         pts_in = round(frame.index / (self._fps * self._time_base)) if frame.pts is None else frame.pts
         if self._first_pts is None:
             self._first_pts = pts_in
-            self._shift_seconds = float(pts_in * self._time_base)
+            self._first_seconds = float(pts_in * self._time_base)
+            self._origin = self._first_seconds if self.start > 0 else min(self.source.start_time, self._first_seconds)
+        pts = pts_in - round(self._origin / self._time_base)
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1
+        self._last_pts = pts
         video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        video_frame.pts = pts_in - self._first_pts
+        video_frame.pts = pts
         video_frame.time_base = self._time_base
         for packet in self._video.encode(video_frame):
             self._container.mux(packet)
@@ -222,7 +232,7 @@ class VideoWriter:
         if self.end is None:
             return float("inf")
         assert self._first_pts is not None
-        return self._shift_seconds + (self.end - self.start)
+        return self._first_seconds + (self.end - self.start)
 
     def _mux_audio_until(self, until: float) -> None:
         if self._audio_packets is None or self._audio_out is None:
@@ -241,9 +251,9 @@ class VideoWriter:
             if seconds >= stop:
                 self._pending_audio = packet
                 return
-            if seconds < self._shift_seconds - 1e-6 and self.start > 0:
+            if seconds < self._origin - 1e-6 and self.start > 0:
                 continue  # before a --start cut
-            shift = round(self._shift_seconds / packet.time_base)
+            shift = round(self._origin / packet.time_base)
             packet.pts -= shift
             packet.dts -= shift
             packet.stream = self._audio_out
