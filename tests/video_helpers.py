@@ -87,3 +87,59 @@ def write_packed_avi(path: Path, frames: Iterable[np.ndarray], fps: int = 30) ->
             packet.time_base, packet.stream, packet.is_keyframe = Fraction(1, fps), stream, n == 0
             out.mux(packet)
     return path
+
+
+def pattern(height: int, width: int, index: int, alpha: bool = False) -> np.ndarray:
+    """A 16-bit RGB(A) test picture: smooth ramps that need more than 8 bits, a moving bar, texture."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    r = x / max(width - 1, 1)
+    g = y / max(height - 1, 1)
+    b = 0.5 + 0.4 * np.sin((x + 3 * index) / 5.0) * np.cos(y / 7.0)
+    picture = np.stack([r, g, b] + ([1.0 - 0.8 * r * g] if alpha else []), axis=-1)
+    return np.round(np.clip(picture, 0, 1) * 65535).astype(np.uint16)
+
+
+def write_pattern_clip(path: Path, encoder: str, pix_fmt: str, size: tuple[int, int] = (64, 64), frames: int = 6,
+                       fps: int = 25, pts: list[int] | None = None, options: dict[str, str] | None = None,
+                       metadata: dict[str, str] | None = None, audio: str | None = None,
+                       fmt: str | None = None) -> Path:
+    """A short clip of `pattern` frames as `encoder`/`pix_fmt`: `pts` in 1/1000 s gives variable frame
+    timing; `audio` names an audio encoder for a 440 Hz tone as long as the video; `metadata` goes on the
+    video stream (a timecode, say)."""
+    width, height = size
+    alpha = "a" in pix_fmt.split("p")[0][3:] or pix_fmt.startswith(("rgba", "gbra"))
+    tb = Fraction(1, 1000) if pts is not None else Fraction(1, fps)
+    times = pts if pts is not None else list(range(frames))
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream(encoder, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.codec_context.time_base = tb
+        stream.options = options or {}
+        for key, value in (metadata or {}).items():
+            stream.metadata[key] = value
+        sound = out.add_stream(audio, rate=48000) if audio else None
+        for i, t in enumerate(times):
+            picture = pattern(height, width, i, alpha)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgba64le" if alpha else "rgb48le")
+            frame.pts, frame.time_base = t, tb
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+        if sound is not None:
+            seconds = float((times[-1] - times[0]) * tb + (Fraction(1, fps) if pts is None else Fraction(40, 1000)))
+            samples = int(seconds * 48000)
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000)).astype(np.float32)[None]
+            chunk = sound.codec_context.frame_size or 1024
+            fmt_name = sound.codec_context.format.name
+            for start in range(0, samples, chunk):
+                piece = tone[:, start:start + chunk]
+                data = piece if fmt_name == "fltp" else (piece * 32767).astype(np.int16)
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=fmt_name if fmt_name in (
+                    "fltp", "s16p") else "s16", layout="mono")
+                frame.sample_rate, frame.pts = 48000, start
+                for packet in sound.encode(frame):
+                    out.mux(packet)
+            for packet in sound.encode():
+                out.mux(packet)
+    return path

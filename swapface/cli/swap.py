@@ -13,7 +13,8 @@ from swapface.cli.common import console, user_errors
 from swapface.errors import SwapfaceError
 from swapface.faceset.extract import reference_embedding
 from swapface.media import probe
-from swapface.media.writer import CODEC_ALIASES, VideoSettings
+from swapface.media.codecs import CODECS
+from swapface.media.writer import VideoSettings
 from swapface.swap.blend import BLEND_MODES
 from swapface.swap.color import COLOR_MODES
 from swapface.swap.masks import MASK_MODES
@@ -57,8 +58,9 @@ def swap_command(
     crf: Annotated[int, typer.Option(help="Video quality (lower is better; 18 is visually lossless for H.264).",
                                      min=0, max=63)] = 18,
     codec: Annotated[str, typer.Option(
-        help=f"Video codec: auto (VP9 for .webm, else H.264), {', '.join(CODEC_ALIASES)} or an FFmpeg encoder "
-             "name.")] = "auto",
+        help="Video codec: auto (VP9 for .webm, else H.264), same (like the input, where an encoder exists), "
+             + "; ".join(f"{name}: {codec.summary}" for name, codec in CODECS.items())
+             + ". Bit depth, chroma and alpha are kept where the codec allows; or an FFmpeg encoder name.")] = "auto",
     preset: Annotated[str, typer.Option(help="x264/x265 speed preset (ultrafast ... veryslow).")] = "veryfast",
     start: Annotated[float, typer.Option(
         help="Start of the time range, in seconds. Only the range is written: the output is a clip that "

@@ -7,6 +7,7 @@ already turned upright when the video carries rotation metadata (phone videos).
 from __future__ import annotations
 
 import heapq
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +18,9 @@ import av
 import cv2
 import numpy as np
 
-from swapface.errors import InputError
+from swapface.errors import InputError, MediaWarning
+from swapface.media.codecs import pixel_shape
+from swapface.media.depth import IntegerSpace, PixelSpace, to_rgb8
 from swapface.media.images import IMAGE_SUFFIXES, is_image_path, read_rgb
 
 
@@ -30,6 +33,11 @@ class Frame:
     image: np.ndarray  # HxWx3 uint8 RGB, upright
     source: str
     pts: int | None = None
+    # Footage deeper than 8 bits or with alpha: its own pixels (HxWxC, upright) and how they map to `image`
+    # (see swapface.media.depth); the writer keeps them wherever the swap leaves `image` as it was.
+    original: np.ndarray | None = None
+    space: PixelSpace | None = None
+    number: int | None = None  # frame number of an image sequence (shot.1001.exr -> 1001)
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,9 @@ class MediaInfo:
     rotation: int
     has_audio: bool
     start_time: float = 0.0  # seconds where the container's first stream starts (0 for images)
+    codec: str | None = None  # the video decoder's name (h264, prores, ...) or the image format
+    pix_fmt: str | None = None  # FFmpeg pixel format of the stored pixels (yuv422p10le, rgba64le, ...)
+    timecode: str | None = None  # SMPTE timecode of the first frame, where the file carries one
 
 
 def _rotation_of(frame: av.VideoFrame) -> int:
@@ -67,6 +78,23 @@ def _rgb(frame: av.VideoFrame) -> np.ndarray:
             and frame.colorspace in _BT601_OR_UNSPECIFIED and frame.color_range in (0, 1)):
         return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420)
     return frame.to_ndarray(format="rgb24")
+
+
+SIXTEEN_BIT = IntegerSpace(65535)
+_ORIGINAL_FORMAT = {False: "rgb48le", True: "rgba64le"}
+
+
+def _has_alpha(frame: av.VideoFrame) -> bool:
+    return pixel_shape(frame.format.name).alpha
+
+
+def _keeps_original(pix_fmt: str) -> bool:
+    """Frames deeper than 8 bits, or with alpha, keep their own pixels (as 16-bit RGB(A)) for the writer."""
+    try:
+        shape = pixel_shape(pix_fmt)
+    except ValueError:
+        return False
+    return shape.depth > 8 or shape.alpha
 
 
 def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
@@ -145,9 +173,11 @@ def probe(path: str | Path) -> MediaInfo:
         elif container.duration is not None:
             duration = container.duration / av.time_base
         start_time = container.start_time / av.time_base if container.start_time is not None else 0.0
+        timecode = stream.metadata.get("timecode") or container.metadata.get("timecode")
         return MediaInfo(str(path), "video", width, height, stream.frames or None,
                          stream.average_rate, stream.time_base, duration, rotation,
-                         bool(container.streams.audio), start_time)
+                         bool(container.streams.audio), start_time, stream.codec_context.name,
+                         stream.codec_context.pix_fmt, timecode)
     finally:
         container.close()
 
@@ -197,21 +227,65 @@ def _video_frames(path: Path) -> Iterator[Frame]:
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
         step = max(1, round(1 / (rate * stream.time_base))) if stream.time_base else 1
         index = 0
+        damage = _Damage()
         try:
-            for frame, pts in presentation_pts(container.decode(stream), step):
+            for frame, pts in presentation_pts(damage.decode(container, stream), step):
                 if pts is not None and stream.time_base is not None:
                     time = float((pts - start) * stream.time_base)
                 else:
                     time = index / float(rate)
-                image = _upright(_rgb(frame), _rotation_of(frame))
-                yield Frame(index, time, image, str(path), pts)
+                rotation = _rotation_of(frame)
+                if _keeps_original(frame.format.name):
+                    original = _upright(frame.to_ndarray(format=_ORIGINAL_FORMAT[_has_alpha(frame)]), rotation)
+                    yield Frame(index, time, to_rgb8(original, SIXTEEN_BIT), str(path), pts, original, SIXTEEN_BIT)
+                else:
+                    yield Frame(index, time, _upright(_rgb(frame), rotation), str(path), pts)
                 index += 1
         except av.error.FFmpegError as exc:
             raise InputError(path, f"video is damaged after frame {index} ({exc.__class__.__name__})") from None
         if index == 0:
             raise InputError(path, "video holds no decodable frames")
+        damage.warn(path)
     finally:
         container.close()
+
+
+class _Damage:
+    """Decode packet by packet, so one damaged frame costs that frame, not the whole video; remember
+    which frames (counted from 0 in decode order) were left out or came back patched by the decoder."""
+
+    def __init__(self) -> None:
+        self.skipped: list[int] = []
+        self.concealed: list[int] = []
+
+    def decode(self, container: av.container.InputContainer, stream: av.VideoStream) -> Iterator[av.VideoFrame]:
+        count = 0
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
+                self.skipped.append(count)
+                count += 1
+                continue
+            for frame in frames:
+                if frame.is_corrupt:
+                    self.concealed.append(count)
+                count += 1
+                yield frame
+
+    def warn(self, path: Path) -> None:
+        if self.skipped:
+            warnings.warn(MediaWarning(f"{path}: {_frames(self.skipped)} could not be decoded and "
+                                       "were left out (the others keep their timestamps)"), stacklevel=2)
+        if self.concealed:
+            warnings.warn(MediaWarning(f"{path}: {_frames(self.concealed)} damaged, patched by the "
+                                       "decoder's error concealment"), stacklevel=2)
+
+
+def _frames(numbers: list[int]) -> str:
+    """'frame 5' or 'frames 5, 9, 12' (the first 20, then how many more)."""
+    shown = ", ".join(str(n) for n in numbers[:20]) + (f" and {len(numbers) - 20} more" if len(numbers) > 20 else "")
+    return f"frame{'s' if len(numbers) > 1 else ''} {shown}"
 
 
 def open_media(path: str | Path) -> Iterator[Frame]:

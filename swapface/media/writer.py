@@ -19,6 +19,8 @@ from PIL import Image, PngImagePlugin
 
 from swapface.atomic import atomic_folder, atomic_path, atomic_write_text, check_folder_writable
 from swapface.errors import InputError, SwapfaceError
+from swapface.media.codecs import EncoderChoice, check_container_takes, choose_encoder
+from swapface.media.depth import restore_display16
 from swapface.media.images import IMAGE_SUFFIXES
 from swapface.media.reader import Frame, MediaInfo
 
@@ -26,6 +28,7 @@ SYNTHETIC_KEY = "synthetic"
 SYNTHETIC_VALUE = "face swapped by swapface"
 SYNTHETIC_COMMENT = "synthetic: contains a face swapped by swapface"
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm"}
+CONSTANT_RATE_ENCODERS = {"mpeg1video", "mpeg2video", "mpeg4"}  # refuse fine time bases (1/90000, 1/15360)
 AUDIO_LEAD_SECONDS = 1.0  # audio is muxed this far ahead of the video, so the muxer buffers little
 
 
@@ -82,26 +85,35 @@ def write_png(path: str | Path, image: np.ndarray, compress_level: int = 1) -> N
 
 # -- video ------------------------------------------------------------------------------------------
 
-CODEC_ALIASES = {"h264": "libx264", "h265": "libx265", "hevc": "libx265", "vp9": "libvpx-vp9", "av1": "libsvtav1"}
-
-
 WEBM_AUDIO = ("opus", "vorbis")  # the only audio codecs a .webm file may carry
 
 
 @dataclass(frozen=True)
 class VideoSettings:
     """Encoder choice. H.264 CRF 18 is visually lossless for most footage; the preset trades speed.
-    `codec` is "auto" (VP9 for .webm, else H.264), an alias (h264, h265, vp9, av1) or an FFmpeg encoder."""
+    `codec` is one of swapface.media.codecs.CODEC_CHOICES ("auto": VP9 for .webm, else H.264; "same":
+    like the input) or an FFmpeg encoder name."""
 
     codec: str = "auto"
     crf: int = 18
     preset: str = "veryfast"
 
-    def encoder_for(self, path: Path) -> str:
-        codec = self.codec
-        if codec == "auto":
-            codec = "vp9" if path.suffix.lower() == ".webm" else "h264"
-        return CODEC_ALIASES.get(codec, codec)
+    def choose(self, path: Path, source: MediaInfo, width: int, height: int) -> EncoderChoice:
+        return choose_encoder(self.codec, path.suffix.lower(), width, height, source.codec, source.pix_fmt,
+                              self.crf, self.preset, source.fps)
+
+
+def shift_timecode(timecode: str, frames: int, fps: Fraction) -> str:
+    """A non-drop-frame SMPTE timecode `frames` later (a --start cut moves the first frame's timecode).
+    Drop-frame timecodes (with ';') are returned as they are: their frame counting skips numbers."""
+    parts = timecode.split(":")
+    if frames == 0 or ";" in timecode or len(parts) != 4 or not all(p.isdigit() for p in parts):
+        return timecode
+    base = round(float(fps))
+    hours, minutes, seconds, frame = (int(p) for p in parts)
+    total = ((hours * 60 + minutes) * 60 + seconds) * base + frame + frames
+    frame, total = total % base, total // base
+    return f"{total // 3600 % 24:02d}:{total // 60 % 60:02d}:{total % 60:02d}:{frame:02d}"
 
 
 def check_audio_fits(path: str | Path, source: MediaInfo) -> None:
@@ -145,10 +157,15 @@ class VideoWriter:
         self._first_seconds = 0.0  # input time of the first written frame
         self._origin = 0.0  # input time that becomes 0 in the output
         self._last_pts: int | None = None
+        self.choice: EncoderChoice | None = None  # set with the first frame: what was written
         self._time_base = source.time_base or Fraction(1, 90000)
+        self._encode_base = self._time_base  # 1/fps for codecs that only know constant frame rates
         self._fps = source.fps or Fraction(25)
 
     def __enter__(self) -> VideoWriter:
+        # Before any work: the codec exists, suits the container and the input's pixel format.
+        width, height = self.source.width, self.source.height
+        check_container_takes(self.path, self.settings.choose(self.path, self.source, width, height), width, height)
         tmp = self._stack.enter_context(atomic_path(self.path))
         options = {"movflags": "use_metadata_tags"} if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
         try:
@@ -175,22 +192,21 @@ class VideoWriter:
 
     def _open_video(self, width: int, height: int) -> None:
         assert self._container is not None
-        s = self.settings
-        encoder = s.encoder_for(self.path)
+        self.choice = self.settings.choose(self.path, self.source, width, height)
         try:
-            stream = self._container.add_stream(encoder, rate=self._fps)
+            stream = self._container.add_stream(self.choice.encoder, rate=self._fps)
         except (av.error.FFmpegError, ValueError) as exc:
-            raise SwapfaceError(f"codec {s.codec!r} is not available ({exc})") from None
+            raise SwapfaceError(f"codec {self.settings.codec!r} is not available ({exc})") from None
         stream.width, stream.height = width, height
-        x26x = encoder in ("libx264", "libx265")
-        # 4:2:0 needs even sides; x264/x265 can keep odd-sized frames in 4:4:4 instead of cropping them.
-        stream.pix_fmt = "yuv444p" if x26x and (width % 2 or height % 2) else "yuv420p"
-        stream.codec_context.time_base = self._time_base
-        stream.time_base = self._time_base
-        if x26x:
-            stream.options = {"crf": str(s.crf), "preset": s.preset}
-        elif encoder in ("libvpx-vp9", "libsvtav1", "libaom-av1"):
-            stream.options = {"crf": str(s.crf), "b": "0"}
+        stream.pix_fmt = self.choice.pix_fmt
+        if self.choice.encoder in CONSTANT_RATE_ENCODERS:
+            self._encode_base = 1 / self._fps
+        stream.codec_context.time_base = self._encode_base
+        stream.time_base = self._encode_base
+        stream.options = dict(self.choice.options)
+        if self.source.timecode:
+            frames = round(self._first_seconds * float(self._fps)) if self.start > 0 else 0
+            stream.metadata["timecode"] = shift_timecode(self.source.timecode, frames, self._fps)
         self._video = stream
         if self.audio:
             self._open_audio()
@@ -207,21 +223,25 @@ class VideoWriter:
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
         """Encode `image` at `frame`'s timestamp (frames must come in order)."""
-        if self._video is None:
-            self._open_video(image.shape[1], image.shape[0])
-        assert self._video is not None and self._container is not None
         pts_in = round(frame.index / (self._fps * self._time_base)) if frame.pts is None else frame.pts
         if self._first_pts is None:
             self._first_pts = pts_in
             self._first_seconds = float(pts_in * self._time_base)
             self._origin = self._first_seconds if self.start > 0 else min(self.source.start_time, self._first_seconds)
-        pts = pts_in - round(self._origin / self._time_base)
+        if self._video is None:
+            self._open_video(image.shape[1], image.shape[0])
+        assert self._video is not None and self._container is not None
+        pts = round((pts_in * self._time_base - Fraction(self._origin)) / self._encode_base)
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1
         self._last_pts = pts
-        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        if frame.original is not None and frame.space is not None:  # deeper than 8 bits, or alpha
+            data = restore_display16(frame.original, frame.space, image)
+            video_frame = av.VideoFrame.from_ndarray(data, format="rgba64le" if data.shape[-1] == 4 else "rgb48le")
+        else:
+            video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         video_frame.pts = pts
-        video_frame.time_base = self._time_base
+        video_frame.time_base = self._encode_base
         for packet in self._video.encode(video_frame):
             self._container.mux(packet)
         self.frames_written += 1
