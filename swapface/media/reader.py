@@ -22,6 +22,15 @@ from swapface.errors import InputError, MediaWarning
 from swapface.media.codecs import pixel_shape
 from swapface.media.depth import IntegerSpace, PixelSpace, to_rgb8
 from swapface.media.images import IMAGE_SUFFIXES, is_image_path, read_rgb
+from swapface.media.sequences import (
+    Sequence,
+    describe_pixels,
+    find_sequence,
+    frame_pixels,
+    read_spec,
+    sequence_fps,
+    warn_gaps,
+)
 
 
 @dataclass(frozen=True)
@@ -45,7 +54,7 @@ class MediaInfo:
     """What a later stage needs to reproduce the input's geometry and timing."""
 
     path: str
-    kind: str  # "video", "image" or "folder"
+    kind: str  # "video", "image", "folder" or "sequence"
     width: int
     height: int
     frame_count: int | None
@@ -140,9 +149,23 @@ def _check_complete(container: av.container.InputContainer, path: Path) -> None:
         raise InputError(path, f"video is truncated ({packets} of {stream.frames} frames present)")
 
 
+def _probe_sequence(sequence: Sequence) -> MediaInfo:
+    first = sequence.path(sequence.numbers[0])
+    spec = read_spec(first)
+    fps = sequence_fps(spec)
+    deep = str(spec.format) not in ("uint8", "int8")
+    pix_fmt = describe_pixels(np.dtype(np.uint16 if deep else np.uint8), spec.nchannels)
+    span = sequence.numbers[-1] - sequence.numbers[0] + 1
+    return MediaInfo(sequence.pattern, "sequence", spec.width, spec.height, len(sequence.numbers), fps, 1 / fps,
+                     float(span / fps), 0, False, 0.0, sequence.suffix.lstrip(".").lower(), pix_fmt)
+
+
 def probe(path: str | Path) -> MediaInfo:
     """Describe an input without decoding it all (a video decodes its first frame to learn rotation)."""
     path = Path(path)
+    sequence = find_sequence(path)
+    if sequence is not None:
+        return _probe_sequence(sequence)
     if path.is_dir():
         images = _folder_images(path)
         if not images:
@@ -288,10 +311,24 @@ def _frames(numbers: list[int]) -> str:
     return f"frame{'s' if len(numbers) > 1 else ''} {shown}"
 
 
-def open_media(path: str | Path) -> Iterator[Frame]:
-    """Yield the frames of a video, image or image folder, in order, one at a time."""
+def _sequence_frames(sequence: Sequence, colorspace: str | None) -> Iterator[Frame]:
+    warn_gaps(sequence)
+    first = sequence.numbers[0]
+    fps = sequence_fps(read_spec(sequence.path(first)))
+    for index, number in enumerate(sequence.numbers):
+        path = sequence.path(number)
+        image, pixels, space, _ = frame_pixels(path, colorspace)
+        yield Frame(index, float((number - first) / fps), image, str(path), number - first, pixels, space, number)
+
+
+def open_media(path: str | Path, colorspace: str | None = None) -> Iterator[Frame]:
+    """Yield the frames of a video, image, image folder or image sequence, in order, one at a time.
+    `colorspace` (an OCIO colour space) says what an image sequence's pixels are, where the file does not."""
     path = Path(path)
-    if path.is_dir():
+    sequence = find_sequence(path)
+    if sequence is not None:
+        yield from _sequence_frames(sequence, colorspace)
+    elif path.is_dir():
         images = _folder_images(path)
         if not images:
             raise InputError(path, "folder holds no images")

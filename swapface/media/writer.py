@@ -23,6 +23,7 @@ from swapface.media.codecs import EncoderChoice, check_container_takes, choose_e
 from swapface.media.depth import restore_display16
 from swapface.media.images import IMAGE_SUFFIXES
 from swapface.media.reader import Frame, MediaInfo
+from swapface.media.sequences import Sequence, SequenceWriter, find_sequence, parse_pattern
 
 SYNTHETIC_KEY = "synthetic"
 SYNTHETIC_VALUE = "face swapped by swapface"
@@ -49,8 +50,11 @@ def read_synthetic_tag(path: str | Path) -> str | None:
 
 
 def output_kind(path: str | Path) -> str:
-    """'video', 'image' or 'folder', from the output path's extension (no extension: a folder of PNGs)."""
+    """'video', 'image', 'sequence' (a frame-number pattern: shot.%04d.exr, shot.####.dpx) or 'folder',
+    from the output path (no extension: a folder of PNGs, or of the input sequence's frames)."""
     suffix = Path(path).suffix.lower()
+    if parse_pattern(path) is not None:
+        return "sequence"
     if suffix in VIDEO_SUFFIXES:
         return "video"
     if suffix == ".png":
@@ -70,6 +74,10 @@ def check_writable(path: str | Path) -> None:
         raise InputError(path, "output is an existing folder, expected a file name")
     if output_kind(path) == "folder" and path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise InputError(path, "output folder exists and is not empty")
+    pattern = parse_pattern(path)
+    if pattern is not None and pattern.folder.is_dir() and any(
+            p.name.startswith(pattern.prefix) and p.name.endswith(pattern.suffix) for p in pattern.folder.iterdir()):
+        raise InputError(path, "frames of this sequence exist already (choose another name or folder)")
     check_folder_writable(path.parent)
 
 
@@ -285,6 +293,25 @@ class VideoWriter:
         for packet in self._video.encode():
             self._container.mux(packet)
         self._mux_audio_until(float("inf"))
+
+
+def open_writer(path: str | Path, kind: str, source: MediaInfo, settings: VideoSettings = VideoSettings(),
+                start: float = 0.0, end: float | None = None
+                ) -> VideoWriter | ImageWriter | SequenceWriter:
+    """The writer for an output of `kind` (see output_kind): a video, an image sequence (a pattern, or a
+    folder output of a sequence input, keeping its names, format and depth), PNG image(s)."""
+    path = Path(path)
+    if kind == "video":
+        return VideoWriter(path, source, settings, start, end)
+    if kind == "sequence":
+        pattern = parse_pattern(path)
+        assert pattern is not None
+        return SequenceWriter(pattern)
+    if kind == "folder" and source.kind == "sequence":
+        sequence = find_sequence(source.path)
+        assert sequence is not None
+        return SequenceWriter(Sequence(path, sequence.prefix, sequence.suffix, sequence.padding))
+    return ImageWriter(path, single=kind == "image")
 
 
 # -- images -----------------------------------------------------------------------------------------

@@ -31,12 +31,11 @@ from swapface.errors import InputError, SwapfaceError
 from swapface.faces import AlignSpec, FaceBackend, alignment_matrix, crop_face, make_backend, transform_points
 from swapface.media import Frame, MediaInfo, open_media, probe
 from swapface.media.writer import (
-    ImageWriter,
     PatchWriter,
     VideoSettings,
-    VideoWriter,
     check_audio_fits,
     check_writable,
+    open_writer,
     output_kind,
 )
 from swapface.model import ModelConfig, SwapAutoencoder
@@ -73,6 +72,7 @@ class SwapOptions:
     start: float = 0.0
     end: float | None = None
     video: VideoSettings = field(default_factory=VideoSettings)
+    colorspace: str | None = None  # OCIO colour space of an image sequence's pixels (None: from the file)
     patches: Path | None = None
     queue_frames: int = 8
     blend_workers: int | None = None  # threads compositing faces (None: one per core but one, up to 8)
@@ -379,8 +379,8 @@ def default_min_face(info: MediaInfo) -> int:
 def check_output(input_info: MediaInfo, output: Path) -> str:
     """The output kind, after checking it suits the input and can be written."""
     kind = output_kind(output)
-    if kind == "video" and input_info.kind != "video":
-        raise InputError(output, "a video output needs a video input (write a .png or a folder)")
+    if kind == "video" and input_info.kind not in ("video", "sequence"):
+        raise InputError(output, "a video output needs a video or image sequence input (write a .png or a folder)")
     if kind == "image" and input_info.kind != "image":
         raise InputError(output, "a single-image output needs a single-image input (write a video or a folder)")
     check_writable(output)
@@ -393,7 +393,7 @@ def swap_media(input_path: str | Path, model_dir: str | Path, output: str | Path
                progress: ProgressCallback | None = None) -> SwapStats:
     """Swap the faces of `input_path` with the model in `model_dir`; write `output` atomically."""
     input_path, output = Path(input_path), Path(output)
-    info = probe(input_path)
+    info = probe(input_path)  # (an image sequence's colour space only matters once its pixels are read)
     kind = check_output(info, output)
     model, _, spec = load_swap_model(model_dir, options.device)
     stats = SwapStats()
@@ -414,19 +414,16 @@ def swap_media(input_path: str | Path, model_dir: str | Path, output: str | Path
                 embedding = backend.embed(image, landmarks)
             return float(np.linalg.norm(embedding - reference)) <= options.max_distance
 
-    is_video = info.kind == "video"
+    is_video = info.kind in ("video", "sequence")  # frames that follow one another in time
     tracker = FaceTracker(backend, window_backend, detect_every=options.detect_every if is_video else 1,
                           smooth=options.smooth if is_video else 0.0, is_wanted=is_wanted)
     with contextlib.ExitStack() as stack:
-        if kind == "video":
-            writer = stack.enter_context(VideoWriter(output, info, options.video, options.start, options.end))
-        else:
-            writer = stack.enter_context(ImageWriter(output, single=kind == "image"))
+        writer = stack.enter_context(open_writer(output, kind, info, options.video, options.start, options.end))
         patches = stack.enter_context(PatchWriter(options.patches)) if options.patches else None
         swapper = FaceSwapper(model, spec, options, stats.times, patches)
         stack.callback(swapper.close)
-        frames = _in_range(open_media(input_path), options.start, options.end) if is_video \
-            else open_media(input_path)
+        frames = _in_range(open_media(input_path, options.colorspace), options.start, options.end) if is_video \
+            else open_media(input_path, options.colorspace)
         _run(frames, tracker, swapper, writer.write, options, stats, progress, independent_frames=not is_video,
              make_detector=make_detector)
     return stats
