@@ -10,7 +10,9 @@ import numpy as np
 import OpenImageIO as oiio
 import PyOpenColorIO as ocio
 import pytest
+from typer.testing import CliRunner
 
+from swapface.cli.main import app
 from swapface.demo import bundled_model
 from swapface.errors import MediaWarning
 from swapface.faces import make_backend
@@ -24,6 +26,7 @@ from .conftest import VIDEOS
 from .video_helpers import pattern
 
 NUMBERS = (1001, 1002, 1003)
+runner = CliRunner()
 
 
 def _write(path: Path, pixels: np.ndarray, fmt: str, bits: int | None = None, **attributes: object) -> None:
@@ -208,3 +211,29 @@ def test_float_plate_converts_through_ocio_both_ways(tmp_path: Path) -> None:
     back = frame.space.from_display(rgb8.astype(np.float32) / 255)
     assert np.abs(back - linear).max() < 1e-3
     assert np.array_equal(to_rgb8(back, frame.space), frame.image)
+
+
+def test_cli_swaps_a_sequence_and_says_which_spaces_it_used(exr_plate: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli.####.exr"
+    result = runner.invoke(app, ["swap", str(exr_plate), "-m", str(bundled_model()), "-o", str(out)],
+                           terminal_width=200)
+    assert result.exit_code == 0, result.output
+    words = result.output.split()  # the summary table wraps its cells
+    assert {"ACEScg", "sRGB", "Encoded", "face", "work", "ocio://default"} <= set(words), result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"cli.{n}.exr" for n in NUMBERS]
+    result = runner.invoke(app, ["swap", str(exr_plate), "-m", str(bundled_model()), "-o", str(tmp_path / "x.mp4"),
+                                 "--colorspace", "no such space"])
+    assert result.exit_code == 1 and "no such space" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_faceset_from_an_exr_plate(exr_plate: Path, tmp_path: Path) -> None:
+    from swapface.faces import AlignSpec
+    from swapface.faceset import Faceset
+    from swapface.faceset.extract import ExtractOptions, extract
+
+    stats = extract([exr_plate], tmp_path / "faces", ExtractOptions(spec=AlignSpec(64, "whole"), workers=1))
+    assert stats.faces_kept == 3
+    with Faceset.open(tmp_path / "faces") as faceset:
+        crop = faceset.load_image(faceset.records()[0])
+    assert crop.shape == (64, 64, 3) and 40 < crop.mean() < 220  # display-referred, not linear (dark)

@@ -243,10 +243,21 @@ def frame_pixels(path: Path, colorspace: str | None) -> tuple[np.ndarray, np.nda
     return to_rgb8(pixels, space), pixels, space, spec
 
 
-def spaces_used(space: PixelSpace) -> str:
-    """For the swap summary: the input's space and the working space."""
-    from swapface.media.colour import working_space
+def colour_summary(path: str | Path, colorspace: str | None) -> str:
+    """For the swap and extract summaries: which colour spaces the input's pixels went through."""
+    from swapface.media.colour import config_name, working_space
 
+    sequence = find_sequence(path)
+    if sequence is None:
+        if colorspace:
+            raise SwapfaceError(f"{path}: --colorspace applies to image sequences (video and photos are "
+                                "display-referred RGB)")
+        return "display-referred RGB as stored (no conversion)"
+    spec = read_spec(sequence.path(sequence.numbers[0]))
+    dtype = np.dtype({"half": np.float16, "float": np.float32, "double": np.float64, "uint8": np.uint8}.get(
+        str(spec.format), np.uint16))
+    space = pixel_space(dtype, spec.getattribute("oiio:ColorSpace"), colorspace)
     if isinstance(space, OcioSpace):
-        return f"{space.source} -> {working_space()} for the face work -> {space.source}"
+        return (f"{space.source} -> {working_space()} for the face work -> back to {space.source} "
+                f"(OCIO config: {config_name()})")
     return "display-referred RGB as stored (no conversion)"
