@@ -127,7 +127,7 @@ def test_exr_sequence_to_prores_4444_keeps_alpha_within_codec_noise(exr_plate: P
     assert len(result) == 3
     for a, b, box in zip(source, result, _face_boxes(exr_plate), strict=True):
         assert b.original is not None and b.original.shape[-1] == 4
-        display = np.round(np.clip(a.space.to_display(a.original[..., :3]), 0, 1) * 65535)
+        display = np.round(np.clip(a.space.to_display(a.original), 0, 1) * 65535)
         alpha = np.round(a.original[..., 3].astype(np.float32) * 65535)
         diff = np.abs(b.original[..., :3] - display).mean(-1) / 65535
         outside = np.ones(diff.shape, bool)

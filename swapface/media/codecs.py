@@ -172,22 +172,16 @@ def choose_encoder(codec: str, suffix: str, width: int, height: int, input_codec
 
 def check_container_takes(path: str | Path, choice: EncoderChoice, width: int, height: int) -> None:
     """Refuse, before any work, a codec the container cannot hold (ProRes in .mp4) or that cannot encode
-    this size (DNxHR below 256 px): two black frames are written in memory with the same encoder and
-    muxer (FFmpeg offers no other query through PyAV)."""
+    this size (DNxHR below 256 px): the encoder is opened and the container's header written, in memory
+    (FFmpeg offers no other query through PyAV)."""
     path = Path(path)
-    buffer = io.BytesIO()
     try:
-        with av.open(buffer, "w", format=_format_name(path)) as container:
+        with av.open(io.BytesIO(), "w", format=_format_name(path)) as container:
             stream = container.add_stream(choice.encoder, rate=25)
             stream.width, stream.height, stream.pix_fmt = width, height, choice.pix_fmt
             stream.options = dict(choice.options)
-            for i in range(2):
-                frame = av.VideoFrame(width, height, "rgb24")
-                frame.pts = i
-                for packet in stream.encode(frame):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
+            stream.codec_context.open()
+            container.start_encoding()
     except (av.error.FFmpegError, ValueError) as exc:
         raise InputError(path, f"cannot write {choice.name} ({choice.encoder}, {choice.pix_fmt}) video of "
                                f"{width}x{height} in a {path.suffix} file ({exc.__class__.__name__}): "

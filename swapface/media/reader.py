@@ -46,6 +46,7 @@ class Frame:
     # (see swapface.media.depth); the writer keeps them wherever the swap leaves `image` as it was.
     original: np.ndarray | None = None
     space: PixelSpace | None = None
+    untouched: np.ndarray | None = None  # `image` as read (the swap changes `image` in place)
     number: int | None = None  # frame number of an image sequence (shot.1001.exr -> 1001)
 
 
@@ -260,7 +261,8 @@ def _video_frames(path: Path) -> Iterator[Frame]:
                 rotation = _rotation_of(frame)
                 if _keeps_original(frame.format.name):
                     original = _upright(frame.to_ndarray(format=_ORIGINAL_FORMAT[_has_alpha(frame)]), rotation)
-                    yield Frame(index, time, to_rgb8(original, SIXTEEN_BIT), str(path), pts, original, SIXTEEN_BIT)
+                    image = to_rgb8(original, SIXTEEN_BIT)
+                    yield Frame(index, time, image, str(path), pts, original, SIXTEEN_BIT, image.copy())
                 else:
                     yield Frame(index, time, _upright(_rgb(frame), rotation), str(path), pts)
                 index += 1
@@ -318,7 +320,8 @@ def _sequence_frames(sequence: Sequence, colorspace: str | None) -> Iterator[Fra
     for index, number in enumerate(sequence.numbers):
         path = sequence.path(number)
         image, pixels, space, _ = frame_pixels(path, colorspace)
-        yield Frame(index, float((number - first) / fps), image, str(path), number - first, pixels, space, number)
+        yield Frame(index, float((number - first) / fps), image, str(path), number - first, pixels, space,
+                    image.copy(), number)
 
 
 def open_media(path: str | Path, colorspace: str | None = None) -> Iterator[Frame]:

@@ -132,6 +132,8 @@ def read_pixels(path: Path) -> tuple[np.ndarray, oiio.ImageSpec]:
     finally:
         image.close()
     pixels = np.asarray(pixels)
+    if pixels.dtype.name not in ("uint8", "uint16", "float16", "float32"):
+        raise InputError(path, f"pixel type {pixels.dtype.name} is not supported (8/16-bit integer, half or float)")
     if pixels.ndim == 2:
         pixels = pixels[..., None]
     if pixels.shape[-1] < 3 or tuple(spec.channelnames[:3]) not in (("R", "G", "B"), ("r", "g", "b")):
@@ -217,8 +219,8 @@ class SequenceWriter:
         number = frame.number if frame.number is not None else frame.index
         name = self.pattern.path(number).name
         source = Path(frame.source)
-        if frame.original is not None and frame.space is not None:
-            pixels = restore(frame.original, frame.space, image)
+        if frame.original is not None and frame.space is not None and frame.untouched is not None:
+            pixels = restore(frame.original, frame.space, image, frame.untouched)
             spec = read_spec(source)
         else:
             pixels = image

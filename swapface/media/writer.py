@@ -243,8 +243,8 @@ class VideoWriter:
         if self._last_pts is not None and pts <= self._last_pts:
             pts = self._last_pts + 1
         self._last_pts = pts
-        if frame.original is not None and frame.space is not None:  # deeper than 8 bits, or alpha
-            data = restore_display16(frame.original, frame.space, image)
+        if frame.original is not None and frame.space is not None and frame.untouched is not None:
+            data = restore_display16(frame.original, frame.space, image, frame.untouched)  # deep, or alpha
             video_frame = av.VideoFrame.from_ndarray(data, format="rgba64le" if data.shape[-1] == 4 else "rgb48le")
         else:
             video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
