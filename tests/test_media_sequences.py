@@ -237,3 +237,16 @@ def test_faceset_from_an_exr_plate(exr_plate: Path, tmp_path: Path) -> None:
     with Faceset.open(tmp_path / "faces") as faceset:
         crop = faceset.load_image(faceset.records()[0])
     assert crop.shape == (64, 64, 3) and 40 < crop.mean() < 220  # display-referred, not linear (dark)
+
+
+def test_damaged_frame_in_a_sequence_is_one_line_and_leaves_no_frames(tmp_path: Path) -> None:
+    for number in (1, 2, 3):
+        _write(tmp_path / f"d.{number:04d}.exr", pattern(32, 32, number).astype(np.float32) / 65535, "half")
+    damaged = tmp_path / "d.0002.exr"
+    damaged.write_bytes(damaged.read_bytes()[:200])
+    out = tmp_path / "out" / "o.%04d.exr"
+    result = runner.invoke(app, ["swap", str(tmp_path / "d.####.exr"), "-m", str(bundled_model()), "-o", str(out)])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "d.0002.exr" in lines[0], result.output
+    assert not out.parent.exists() or not any(out.parent.iterdir())

@@ -104,11 +104,16 @@ def find_sequence(path: str | Path) -> Sequence | None:
     return Sequence(path, prefix, suffix, len(digits), tuple(sorted(found)))
 
 
+def _oiio_error(fallback: str) -> str:
+    """OpenImageIO's last error, on one line (its messages span several)."""
+    lines = [line.strip(' "') for line in oiio.geterror().splitlines() if line.strip()]
+    return lines[-1] if lines else fallback
+
+
 def _open(path: Path) -> oiio.ImageInput:
     image = oiio.ImageInput.open(str(path))
     if image is None:
-        problem = oiio.geterror().replace(str(path), "").strip(' "')
-        raise InputError(path, f"not a readable image ({problem or 'unknown format'})")
+        raise InputError(path, f"not a readable image ({_oiio_error('unknown format').replace(str(path), '')})")
     return image
 
 
@@ -128,7 +133,7 @@ def read_pixels(path: Path) -> tuple[np.ndarray, oiio.ImageSpec]:
         spec = oiio.ImageSpec(image.spec())
         pixels = image.read_image(oiio.TypeUnknown)
         if pixels is None:
-            raise InputError(path, f"image is damaged ({oiio.geterror() or 'read failed'})")
+            raise InputError(path, f"image is damaged ({_oiio_error('read failed')})")
     finally:
         image.close()
     pixels = np.asarray(pixels)
@@ -231,8 +236,7 @@ class SequenceWriter:
         target = self._tmp / name
         output = oiio.ImageOutput.create(str(target))
         if output is None or not output.open(str(target), spec) or not output.write_image(np.ascontiguousarray(pixels)):
-            problem = oiio.geterror() or (output.geterror() if output is not None else "")
-            raise SwapfaceError(f"{self.pattern.folder / name}: cannot write frame ({problem})")
+            raise SwapfaceError(f"{self.pattern.folder / name}: cannot write frame ({_oiio_error('write failed')})")
         output.close()
         self._names.append(name)
         self.frames_written += 1
