@@ -150,6 +150,7 @@ def test_sequence_patterns_and_folders_are_recognised(exr_plate: Path) -> None:
     assert probe(str(exr_plate).replace("####", "%04d")).frame_count == 3
     assert probe(exr_plate.parent).kind == "sequence"
     assert output_kind("out/shot.%04d.dpx") == "sequence" and output_kind("out/shot.####.exr") == "sequence"
+    assert output_kind("out/take#2.mp4") == "video"
     frames = list(open_media(exr_plate))
     assert [f.number for f in frames] == list(NUMBERS)
     assert frames[0].space is not None and frames[0].space.name == "ACEScg"  # EXR: scene-linear by default
@@ -250,3 +251,23 @@ def test_damaged_frame_in_a_sequence_is_one_line_and_leaves_no_frames(tmp_path: 
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "d.0002.exr" in lines[0], result.output
     assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+def test_sequence_frame_rate_and_timecode_reach_a_video(tmp_path: Path) -> None:
+    for number in (10, 11, 12):
+        pixels = (pattern(32, 32, number).astype(np.float32) / 65535).astype(np.float16)
+        spec = oiio.ImageSpec(32, 32, 3, "half")
+        spec.attribute("FramesPerSecond", oiio.TypeDesc("rational"), (25, 1))
+        spec.attribute("smpte:TimeCode", oiio.TypeDesc("timecode"), (0x01002003 + number - 10, 0))  # BCD
+        out = oiio.ImageOutput.create(str(tmp_path / f"tc.{number:04d}.exr"))
+        assert out.open(str(tmp_path / f"tc.{number:04d}.exr"), spec) and out.write_image(pixels)
+        out.close()
+    info = probe(tmp_path / "tc.####.exr")
+    assert (info.fps, info.timecode) == (25, "01:00:20:03")
+    movie = tmp_path / "tc.mov"
+    with open_writer(movie, "video", info, _settings("prores")) as writer:
+        for frame in open_media(tmp_path / "tc.####.exr"):
+            writer.write(frame, frame.image)
+    with av.open(str(movie)) as c:
+        video = c.streams.video[0]
+        assert video.metadata.get("timecode") == "01:00:20:03" and video.average_rate == 25

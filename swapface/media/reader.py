@@ -29,6 +29,7 @@ from swapface.media.sequences import (
     frame_pixels,
     read_spec,
     sequence_fps,
+    sequence_timecode,
     warn_gaps,
 )
 
@@ -158,7 +159,8 @@ def _probe_sequence(sequence: Sequence) -> MediaInfo:
     pix_fmt = describe_pixels(np.dtype(np.uint16 if deep else np.uint8), spec.nchannels)
     span = sequence.numbers[-1] - sequence.numbers[0] + 1
     return MediaInfo(sequence.pattern, "sequence", spec.width, spec.height, len(sequence.numbers), fps, 1 / fps,
-                     float(span / fps), 0, False, 0.0, sequence.suffix.lstrip(".").lower(), pix_fmt)
+                     float(span / fps), 0, False, 0.0, sequence.suffix.lstrip(".").lower(), pix_fmt,
+                     sequence_timecode(spec))
 
 
 def probe(path: str | Path) -> MediaInfo:

@@ -27,6 +27,9 @@ from swapface.media.depth import IntegerSpace, PixelSpace, restore, to_rgb8
 
 # Formats a folder of numbered frames is read as a sequence in (PNG/JPEG folders stay folders of photos).
 FOLDER_SEQUENCE_SUFFIXES = {".exr", ".dpx", ".cin", ".tif", ".tiff"}
+# Formats a pattern (shot.%04d.png) may name: so that a video called take#2.mp4 stays a video.
+PATTERN_SUFFIXES = FOLDER_SEQUENCE_SUFFIXES | {".png", ".jpg", ".jpeg", ".tga", ".bmp", ".webp", ".sgi", ".hdr",
+                                               ".jxl", ".psd"}
 DEFAULT_FPS = Fraction(24)
 _PLACEHOLDER = re.compile(r"%0?(\d*)d|#+|@+")
 
@@ -55,10 +58,11 @@ class Sequence:
 
 
 def parse_pattern(path: str | Path) -> Sequence | None:
-    """`shot.%04d.exr`, `shot.####.exr` or `shot.@@@@.exr` -> a Sequence with no frames listed yet."""
+    """`shot.%04d.exr`, `shot.####.exr` or `shot.@@@@.exr` -> a Sequence with no frames listed yet (None for
+    other names, and for a file that exists under that very name)."""
     path = Path(path)
     match = _PLACEHOLDER.search(path.name)
-    if match is None:
+    if match is None or path.suffix.lower() not in PATTERN_SUFFIXES or path.is_file():
         return None
     padding = int(match.group(1) or 1) if match.group(0).startswith("%") else len(match.group(0))
     return Sequence(path.parent, path.name[:match.start()], path.name[match.end():], padding)
@@ -165,6 +169,20 @@ def sequence_fps(spec: oiio.ImageSpec) -> Fraction:
     if isinstance(value, (int, float)) and value > 0:
         return Fraction(value).limit_denominator(1001)
     return DEFAULT_FPS
+
+
+def sequence_timecode(spec: oiio.ImageSpec) -> str | None:
+    """The frame's SMPTE timecode (EXR/DPX `smpte:TimeCode`: BCD digits, bit 6 of the frame byte = drop frame)."""
+    value = spec.getattribute("smpte:TimeCode")
+    if not isinstance(value, tuple) or not value:
+        return None
+    code = int(value[0])
+
+    def bcd(shift: int, tens_mask: int) -> int:
+        return ((code >> (shift + 4)) & tens_mask) * 10 + ((code >> shift) & 0xF)
+
+    separator = ";" if code & 0x40 else ":"
+    return f"{bcd(24, 0x3):02d}:{bcd(16, 0x7):02d}:{bcd(8, 0x7):02d}{separator}{bcd(0, 0x3):02d}"
 
 
 def describe_pixels(pixels_dtype: np.dtype, channels: int) -> str:
