@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,8 +26,9 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target.parent, target.name)
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=suffix if suffix is not None else ".part" + target.suffix,
+        prefix=_temp_prefix(target), suffix=suffix if suffix is not None else ".part" + target.suffix,
         dir=target.parent,
     )
     os.close(fd)
@@ -41,6 +44,53 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
             tmp.unlink()
 
 
+# Temporary names say who writes them: `.<target name>.<pid>@<host>.<random>.part[.ext]`. A process
+# killed with SIGKILL cannot clean up after itself; the next write of the same target (or a resumed
+# extraction, for a whole faceset folder) removes temporaries whose writer on this host is gone.
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9-]+)\.[^.]+\.part(\.[^.]*)?$")
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}.{os.getpid()}@{_HOST}."
+
+
+def _writer_is_gone(pid: int) -> bool:
+    if pid == os.getpid():  # a reused pid: this process never leaves its own temporaries behind
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def remove_stale_temporaries(folder: str | Path, name: str | None = None) -> int:
+    """Remove temporaries in `folder` (of the target `name`, or of any target) left by writers on this
+    host that no longer run; another host's or a live writer's are left alone. Returns how many went."""
+    folder = Path(folder)
+    removed = 0
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return 0
+    for entry in entries:
+        match = _TEMP.match(entry.name)
+        if match is None or (name is not None and match["name"] != name) or match["host"] != _HOST:
+            continue
+        if not _writer_is_gone(int(match["pid"])):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed += 1
+    return removed
+
+
 def _plain_mode(path: Path, mode: int) -> None:
     """Give a file or folder made owner-only by mkstemp/mkdtemp the mode a plain open()/mkdir() would."""
     umask = os.umask(0)
@@ -53,7 +103,8 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
     """Yield a temporary folder next to `target`; rename it onto `target` (absent or empty) on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
+    remove_stale_temporaries(target.parent, target.name)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".part", dir=target.parent))
     try:
         yield tmp
         _plain_mode(tmp, 0o777)

@@ -21,6 +21,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 FORMAT = "swapface-model"
 FORMAT_VERSION = 1
+CONFIG_METADATA_KEY = "swapface_model"  # the architecture the weights were made for, in their own header
 
 
 def write_config(model_dir: str | Path, config: ModelConfig, training: dict | None = None) -> None:
@@ -62,7 +63,10 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
     """Atomically write a safetensors file (tensors moved to CPU and made contiguous)."""
     cpu = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
     with atomic_path(path) as tmp:
-        save_file(cpu, str(tmp), metadata=metadata)
+        try:
+            save_file(cpu, str(tmp), metadata=metadata)
+        except SafetensorError as exc:  # the Rust writer's I/O errors (disk full...) are not OSErrors
+            raise SwapfaceError(f"{path}: cannot write ({_first_line(exc)})") from None
 
 
 def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
@@ -87,13 +91,16 @@ def read_metadata(path: str | Path) -> dict[str, str]:
 
 def save_model(model_dir: str | Path, model: SwapAutoencoder, training: dict | None = None) -> None:
     """Write the weights, then config.json: a reader never sees a config without its weights."""
-    model_dir = Path(model_dir)
-    save_tensors(model_dir / WEIGHTS_FILE, model.state_dict())
+    save_weights(model_dir, model)
     write_config(model_dir, model.config, training)
 
 
 def save_weights(model_dir: str | Path, model: SwapAutoencoder) -> None:
-    save_tensors(Path(model_dir) / WEIGHTS_FILE, model.state_dict())
+    """The weights, with the config they were made for in their header: the networks are fully
+    convolutional, so weights of a 64 px model also load into a 128 px one and would swap garbage;
+    the header lets loading catch a config.json that does not match them."""
+    save_tensors(Path(model_dir) / WEIGHTS_FILE, model.state_dict(),
+                 metadata={CONFIG_METADATA_KEY: json.dumps(model.config.to_dict())})
 
 
 def load_weights(model: SwapAutoencoder, path: str | Path, state: dict[str, torch.Tensor] | None = None) -> None:
@@ -108,9 +115,29 @@ def load_weights(model: SwapAutoencoder, path: str | Path, state: dict[str, torc
 def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> tuple[SwapAutoencoder, ModelConfig]:
     """The model of a model dir, in eval mode on `device`, and its config."""
     config = read_config(model_dir)
+    weights = Path(model_dir) / WEIGHTS_FILE
+    _check_weights_config(weights, config)
     model = SwapAutoencoder(config)
-    load_weights(model, Path(model_dir) / WEIGHTS_FILE)
+    load_weights(model, weights)
     return model.to(device).eval(), config
+
+
+def _check_weights_config(weights: Path, config: ModelConfig) -> None:
+    """Refuse weights whose header names another architecture than config.json (files from before the
+    header was written carry none and are taken as they are)."""
+    if not weights.is_file():
+        raise InputError(weights, "missing")
+    recorded = read_metadata(weights).get(CONFIG_METADATA_KEY)
+    if recorded is None:
+        return
+    try:
+        made_for = ModelConfig.from_dict(json.loads(recorded))
+    except (json.JSONDecodeError, TypeError, SwapfaceError) as exc:
+        raise InputError(weights, f"unreadable model config in its header ({exc})") from None
+    if made_for != config:
+        changed = [f"{key} {value!r} (config.json says {getattr(config, key)!r})"
+                   for key, value in made_for.to_dict().items() if getattr(config, key) != value]
+        raise InputError(weights, "weights were made for another model: " + "; ".join(changed))
 
 
 def _first_line(exc: BaseException) -> str:

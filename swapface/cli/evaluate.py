@@ -16,6 +16,7 @@ from swapface.errors import SwapfaceError
 from swapface.eval.evaluate import METRICS, EvalOptions, EvalResult, evaluate
 from swapface.eval.heldout import DirectionScores, held_out_scores
 from swapface.eval.report import HTML_NAME, JSON_NAME, write_report
+from swapface.outputs import check_outputs
 
 FACESET_OR_IMAGE = "a faceset, an image, or a folder of images"
 
@@ -57,6 +58,8 @@ def eval_command(
                                 "facesets")
         if detector not in ("hog", "cnn"):
             raise SwapfaceError(f"--detector must be hog or cnn, got {detector!r}")
+        check_outputs([source, swapped, target, original, model, held_out_a, held_out_b],
+                      files=[output_dir / JSON_NAME, output_dir / HTML_NAME])
         check_folder_writable(output_dir)
 
         video = None

@@ -93,6 +93,9 @@ def swap_command(
     device: Annotated[str, typer.Option(help="Torch device for the model: cpu, cuda, cuda:1 ...")] = "cpu",
     precision: Annotated[str, typer.Option(
         help="auto (bf16 on GPUs and CPUs that have it), bf16 or fp32.")] = "auto",
+    allow_no_faces: Annotated[bool, typer.Option(
+        "--allow-no-faces", help="Write the output even when no face was swapped (by default that is an "
+                                 "error and nothing is written).")] = False,
 ) -> None:
     """Replace the face in INPUT with the model's other identity; write OUTPUT at the input's resolution,
     frame rate and timestamps, with its audio, labelled as synthetic in its metadata."""
@@ -111,7 +114,7 @@ def swap_command(
             direction=direction, reference=target, max_distance=max_distance, color=color, mask=mask,
             erode=erode, blur=blur, blend=blend, smooth=smooth, detector=detector, min_face=min_face,
             detect_every=detect_every, detect_workers=detect_workers, batch_size=batch_size, device=device,
-            precision=precision,
+            precision=precision, allow_no_faces=allow_no_faces,
             start=start, end=end, video=VideoSettings(codec=codec, crf=crf, preset=preset), patches=patches,
             colorspace=colorspace)
         colour = colour_summary(input, colorspace)

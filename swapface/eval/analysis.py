@@ -7,7 +7,6 @@ depend on the number of workers); everything cheap and order-dependent stays in 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import multiprocessing
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import numpy as np
 from swapface.eval.metrics import identity_distance
 from swapface.faces import DetectedFace, FaceBackend, make_backend
 from swapface.media import Frame
+from swapface.workers import process_pool
 
 ORIGINAL_SAMPLE_EVERY = 5  # when the original identity comes from the source, embed every Nth source face
 
@@ -91,9 +91,7 @@ def analysed_pairs(pairs: Iterator[tuple[Frame, Frame]], options: AnalysisOption
             yield source, swapped, analyse_pair(source.image, swapped.image, backend, options,
                                                 _embed_source(source, options))
         return
-    context = multiprocessing.get_context("forkserver")
-    with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                initargs=(options,)) as pool:
+    with process_pool(workers, _init_worker, (options,)) as pool:
         pending: deque[tuple[Frame, Frame, cf.Future]] = deque()
         for source, swapped in pairs:
             future = pool.submit(_analyse_in_worker, source.image, swapped.image, _embed_source(source, options))

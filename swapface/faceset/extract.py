@@ -9,7 +9,6 @@ exactly where the faceset's committed progress says.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import multiprocessing
 import os
 import shutil
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from swapface.atomic import check_folder_writable, remove_stale_temporaries
 from swapface.errors import InputError
 from swapface.faces import AlignSpec, FaceBackend, alignment_matrix, crop_face, make_backend
 from swapface.faces.align import transform_points
@@ -29,6 +29,8 @@ from swapface.faces.dlib_backend import DEFAULT_MIN_SCORE
 from swapface.faces.quality import sharpness
 from swapface.faceset.store import FaceRecord, Faceset, is_faceset
 from swapface.media import Frame, open_media, probe
+from swapface.outputs import check_outputs
+from swapface.workers import process_pool
 
 COMMIT_SECONDS = 2.0  # how much work an abrupt kill can lose (it is redone on resume)
 DUPLICATE_LANDMARK_SHIFT = 0.004  # mean landmark motion, as a fraction of the crop, below which ...
@@ -136,9 +138,7 @@ def _analysed(frames: Iterator[Frame], options: ExtractOptions,
         for frame in frames:
             yield frame, analyse_frame(frame.image, backend, options)
         return
-    context = multiprocessing.get_context("forkserver")
-    with cf.ProcessPoolExecutor(options.workers, mp_context=context, initializer=_init_worker,
-                                initargs=(options,)) as pool:
+    with process_pool(options.workers, _init_worker, (options,)) as pool:
         pending: deque[tuple[Frame, cf.Future]] = deque()
         for frame in frames:
             pending.append((frame, pool.submit(_analyse_in_worker, frame.image)))
@@ -205,9 +205,13 @@ def extract(inputs: list[Path], output: Path, options: ExtractOptions,
             progress: ProgressCallback | None = None, backend: FaceBackend | None = None) -> ExtractStats:
     """Build (or resume) the faceset at `output` from videos, images and image folders."""
     frames_total = count_frames(inputs, options.max_frames)
+    check_outputs(inputs, folders=[output])  # e.g. a faceset extracted into itself
+    check_folder_writable(output)
     created = not is_faceset(output)
     if created and output.exists() and any(output.iterdir()):
         raise InputError(output, "exists, is not empty and is not a faceset")
+    if not created:
+        remove_stale_temporaries(output)  # face PNGs a killed run was writing
     stats = ExtractStats(frames_total=frames_total)
     start = time.monotonic()
     faceset = Faceset.create(output, options.spec)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import numpy as np
 from swapface.errors import InputError
 from swapface.faces.align import AlignSpec
 from swapface.media.images import read_rgb, write_rgb
+from swapface.outputs import is_inside
 
 DB_NAME = "faceset.sqlite"
 FORMAT_VERSION = 1
@@ -120,9 +122,13 @@ class Faceset:
             raise InputError(root, f"not a faceset (no {DB_NAME})")
         try:
             db = sqlite3.connect(root / DB_NAME)
+            # Every page is read once here, so damage shows now, not after work was done on it.
+            check = db.execute("PRAGMA quick_check").fetchone()
+            if check is None or check[0] != "ok":
+                raise sqlite3.DatabaseError(check[0] if check else "no answer from quick_check")
             version = db.execute("SELECT value FROM meta WHERE key='format'").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise InputError(root / DB_NAME, f"damaged faceset database ({exc})") from None
+            raise InputError(root / DB_NAME, f"damaged faceset database ({' '.join(str(exc).split())})") from None
         if version is None or int(version[0]) > FORMAT_VERSION:
             raise InputError(root / DB_NAME, "unknown faceset format version")
         return cls(root, db)
@@ -168,13 +174,23 @@ class Faceset:
             query += " WHERE source = ?"
             args = (source,)
         rows = self._db.execute(query + " ORDER BY source, frame, face", args).fetchall()
-        return [_record(r) for r in rows if (self.root / r[0]).is_file()]
+        return [_record(r) for r in rows if self._inside(r[0]).is_file()]
+
+    def _inside(self, filename: str) -> Path:
+        """The path of a face file, which must be a plain name resolving inside the faceset: a row may
+        not make training, previews or a web page read any other file of the machine."""
+        path = self.root / filename
+        if (not filename or Path(filename).name != filename or filename in (".", "..")
+                or not is_inside(path, self.root) or os.path.realpath(path) == os.path.realpath(self.root)):
+            raise InputError(self.root / DB_NAME, f"a face row names {filename!r}, which is not a file inside the "
+                                                  "faceset")
+        return path
 
     def __len__(self) -> int:
         return len(self.records())
 
     def path_of(self, record: FaceRecord) -> Path:
-        return self.root / record.filename
+        return self._inside(record.filename)
 
     def load_image(self, record: FaceRecord) -> np.ndarray:
         """The aligned crop of a face, RGB uint8."""

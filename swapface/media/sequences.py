@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import OpenImageIO as oiio
 
+from swapface.atomic import _temp_prefix, remove_stale_temporaries
 from swapface.errors import InputError, MediaWarning, SwapfaceError
 from swapface.media.colour import OcioSpace, default_space, resolve
 from swapface.media.depth import IntegerSpace, PixelSpace, restore, to_rgb8
@@ -220,8 +221,11 @@ class SequenceWriter:
         self._names: list[str] = []
 
     def __enter__(self) -> SequenceWriter:
-        self.pattern.folder.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.pattern.prefix}", suffix=".part", dir=self.pattern.folder))
+        target = Path(self.pattern.pattern)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Named as swapface.atomic names its temporaries, so a killed run's are removed by the next one.
+        remove_stale_temporaries(target.parent, target.name)
+        self._tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), suffix=".part", dir=target.parent))
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -72,12 +72,22 @@ def check_writable(path: str | Path) -> None:
     path = Path(path)
     if path.is_dir() and output_kind(path) != "folder":
         raise InputError(path, "output is an existing folder, expected a file name")
-    if output_kind(path) == "folder" and path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise InputError(path, "output folder exists and is not empty")
+    if output_kind(path) == "folder":
+        check_empty_folder(path)
+        return
     pattern = parse_pattern(path)
     if pattern is not None and pattern.folder.is_dir() and any(
             p.name.startswith(pattern.prefix) and p.name.endswith(pattern.suffix) for p in pattern.folder.iterdir()):
         raise InputError(path, "frames of this sequence exist already (choose another name or folder)")
+    check_folder_writable(path.parent)
+
+
+def check_empty_folder(path: str | Path) -> None:
+    """A folder output is created whole at the end (renamed into place): it must be absent or empty
+    now, and its parent writable."""
+    path = Path(path)
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise InputError(path, "output folder exists and is not empty")
     check_folder_writable(path.parent)
 
 

@@ -30,16 +30,19 @@ from swapface.devices import resolve_device
 from swapface.errors import InputError, SwapfaceError
 from swapface.faces import AlignSpec, FaceBackend, alignment_matrix, crop_face, make_backend, transform_points
 from swapface.media import Frame, MediaInfo, open_media, probe
+from swapface.media.sequences import parse_pattern
 from swapface.media.writer import (
     PatchWriter,
     VideoSettings,
     check_audio_fits,
+    check_empty_folder,
     check_writable,
     open_writer,
     output_kind,
 )
 from swapface.model import ModelConfig, SwapAutoencoder
 from swapface.modeldir import CONFIG_FILE, load_model, read_config_json
+from swapface.outputs import check_outputs
 from swapface.swap.blend import BLEND_MODES, paste_face
 from swapface.swap.color import COLOR_MODES, transfer_color
 from swapface.swap.detect_ahead import DetectAhead
@@ -76,6 +79,7 @@ class SwapOptions:
     patches: Path | None = None
     queue_frames: int = 8
     blend_workers: int | None = None  # threads compositing faces (None: one per core but one, up to 8)
+    allow_no_faces: bool = False  # write footage where no face was swapped (else that is an error)
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -376,14 +380,22 @@ def default_min_face(info: MediaInfo) -> int:
     return max(80, min(info.width, info.height) // 10)
 
 
-def check_output(input_info: MediaInfo, output: Path) -> str:
-    """The output kind, after checking it suits the input and can be written."""
+def check_output(input_info: MediaInfo, output: Path, model_dir: Path | None = None,
+                 patches: Path | None = None) -> str:
+    """The output kind, after checking, before any work, that every output suits the input, destroys
+    no input and can be written."""
     kind = output_kind(output)
+    is_folder = kind == "folder"
+    named = parse_pattern(output).pattern if kind == "sequence" else output  # shot.####.exr is shot.%04d.exr
+    check_outputs([input_info.path, model_dir], files=[None if is_folder else named],
+                  folders=[output if is_folder else None, patches])
     if kind == "video" and input_info.kind not in ("video", "sequence"):
         raise InputError(output, "a video output needs a video or image sequence input (write a .png or a folder)")
     if kind == "image" and input_info.kind != "image":
         raise InputError(output, "a single-image output needs a single-image input (write a video or a folder)")
     check_writable(output)
+    if patches is not None:
+        check_empty_folder(patches)
     if kind == "video":
         check_audio_fits(output, input_info)
     return kind
@@ -394,7 +406,7 @@ def swap_media(input_path: str | Path, model_dir: str | Path, output: str | Path
     """Swap the faces of `input_path` with the model in `model_dir`; write `output` atomically."""
     input_path, output = Path(input_path), Path(output)
     info = probe(input_path)  # (an image sequence's colour space only matters once its pixels are read)
-    kind = check_output(info, output)
+    kind = check_output(info, output, Path(model_dir), options.patches)
     model, _, spec = load_swap_model(model_dir, options.device)
     stats = SwapStats()
     min_face = options.min_face or default_min_face(info)
@@ -426,6 +438,10 @@ def swap_media(input_path: str | Path, model_dir: str | Path, output: str | Path
             else open_media(input_path, options.colorspace)
         _run(frames, tracker, swapper, writer.write, options, stats, progress, independent_frames=not is_video,
              make_detector=make_detector)
+        if stats.faces_swapped == 0 and not options.allow_no_faces:  # raised here: nothing is left written
+            whom = "of the --reference person " if options.reference is not None else ""
+            raise InputError(input_path, f"no face {whom}found to swap in {stats.frames} frame(s); nothing "
+                                         "written (--allow-no-faces passes such footage through)")
     return stats
 
 

@@ -15,6 +15,7 @@ from swapface.modeldir import load_tensors, read_metadata, save_tensors
 CHECKPOINT_FILE = "checkpoint.safetensors"
 SNAPSHOT_DIR = "snapshots"
 _STATE_KEY = "swapface_train_state"
+_STATE_FIELDS = ("step", "lr_scale", "world_size", "faces", "optim_groups")  # what resuming reads
 _DEVICE_FLAGS = ("fused", "foreach", "capturable", "differentiable")
 
 
@@ -60,4 +61,7 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[dic
         state = json.loads(read_metadata(path)[_STATE_KEY])
     except (KeyError, json.JSONDecodeError):
         raise InputError(path, "not a swapface training checkpoint (no training state in its header)") from None
+    missing = [key for key in _STATE_FIELDS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise InputError(path, f"damaged training checkpoint: its header lacks {', '.join(missing)}")
     return tensors, state

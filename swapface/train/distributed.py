@@ -47,8 +47,10 @@ def setup(device: str | None) -> Distributed:
 
 
 def teardown(info: Distributed) -> None:
+    global _vote_group
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+    _vote_group = None
 
 
 def mean_across_ranks(values: torch.Tensor, info: Distributed) -> torch.Tensor:
@@ -77,3 +79,19 @@ def gather_objects(obj: object, info: Distributed) -> list:
 def barrier(info: Distributed) -> None:
     if info.enabled:
         dist.barrier()
+
+
+_vote_group = None
+
+
+def any_rank(flag: bool, info: Distributed) -> bool:
+    """True on every rank when `flag` is true on any (a stop request seen by one rank stops all at the
+    same step). Votes go over a CPU (gloo) group, so asking every step never waits on the GPU."""
+    if not info.enabled:
+        return flag
+    global _vote_group
+    if _vote_group is None:
+        _vote_group = dist.new_group(backend="gloo") if dist.get_backend() != "gloo" else dist.group.WORLD
+    vote = torch.tensor([float(flag)])
+    dist.all_reduce(vote, op=dist.ReduceOp.MAX, group=_vote_group)
+    return bool(vote.item() > 0)

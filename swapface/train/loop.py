@@ -12,6 +12,7 @@ import contextlib
 import copy
 import json
 import math
+import shutil
 import signal
 import threading
 import time
@@ -22,13 +23,14 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from swapface.atomic import atomic_write_text
+from swapface.atomic import atomic_write_text, check_folder_writable
 from swapface.errors import InputError, SwapfaceError
 from swapface.faceset import Faceset
 from swapface.media.images import write_rgb
 from swapface.model import SwapAutoencoder, preset
 from swapface.model.discriminator import PatchDiscriminator
 from swapface.modeldir import WEIGHTS_FILE, load_weights, read_config, save_model, save_weights, write_config
+from swapface.outputs import check_outputs
 from swapface.train import distributed
 from swapface.train.augment import AugmentOptions, augment
 from swapface.train.checkpoint import (
@@ -219,9 +221,11 @@ class Trainer:
         self.precision = options.precision or ("bf16" if device.type == "cuda" else "fp32")
         self.step, self.lr_scale = 0, 1.0
 
-        # -- fixed preview faces (evenly spaced through each faceset)
+        # -- fixed preview faces (evenly spaced through each faceset; a faceset with fewer faces than
+        # columns repeats its own, so both identities fill the same grid)
+        columns = min(PREVIEW_FACES, max(len(faces) for faces in self.faces.values()))
         self.preview_faces = {
-            name: faces.batch(torch.linspace(0, len(faces) - 1, min(PREVIEW_FACES, len(faces))).long())[0]
+            name: faces.batch(torch.linspace(0, len(faces) - 1, columns).round().long())[0]
             for name, faces in self.faces.items()}
 
         if self.resuming:
@@ -325,7 +329,9 @@ class Trainer:
             for key, value in terms.items():
                 window[key] = window.get(key, 0) + value
             window_steps += 1
-            if not self._is_sync_step():
+            # A stop request is honoured at the next step (a usual grace period is ~10 s; a sync
+            # interval can be longer), by every rank at the same step.
+            if not self._is_sync_step() and not distributed.any_rank(stop.is_set(), dist):
                 continue
             # -- sync point: agree on mean losses, finiteness and stop requests across ranks
             keys = sorted(window)
@@ -529,14 +535,24 @@ def train(faceset_a: str | Path, faceset_b: str | Path, model_dir: str | Path, o
           message: Callable[[str], None] = print) -> TrainResult:
     """Train (or resume) the model in `model_dir` on two facesets; single process or under torchrun."""
     _check_options(options)
+    model_dir = Path(model_dir)
+    check_outputs([faceset_a, faceset_b, options.init_from], folders=[model_dir])
+    check_folder_writable(model_dir)
+    new_dir = not model_dir.exists()
     dist = distributed.setup(options.device)
     try:
         with stop_requests() as stop:
-            trainer = Trainer(Path(faceset_a), Path(faceset_b), Path(model_dir), options, dist, message)
+            trainer = Trainer(Path(faceset_a), Path(faceset_b), model_dir, options, dist, message)
             try:
                 return trainer.run(stop, progress)
             finally:
                 trainer.close()
+    except BaseException:
+        # A new run that failed before its first checkpoint leaves no folder behind (one that has a
+        # checkpoint is a valid model dir to resume, and stays).
+        if new_dir and dist.is_main and not (model_dir / CHECKPOINT_FILE).is_file():
+            shutil.rmtree(model_dir, ignore_errors=True)
+        raise
     finally:
         distributed.teardown(dist)
 
