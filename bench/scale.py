@@ -74,7 +74,7 @@ def main() -> None:
         seconds = time.perf_counter() - started
         rows.append((workers, stats.frames, seconds, stats.frames / seconds))
     started = time.perf_counter()
-    join_pieces([(work / "out1.mp4", index.pts[0])], work / "joined.mp4", probe(clip))
+    join_pieces([(work / "out1.mp4", index.pts[0])], work / "joined.mp4", probe(clip), options.video)
     join_per_frame = (time.perf_counter() - started) / len(index.pts)
 
     base = rows[0][3]

@@ -16,3 +16,7 @@ class InputError(SwapfaceError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{path}: {problem}")
+
+
+class MediaWarning(UserWarning):
+    """Footage that is usable but not whole (damaged frames, a gap in a sequence): said in one line."""

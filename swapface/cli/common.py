@@ -8,12 +8,13 @@ import contextlib
 import signal
 import sqlite3
 import threading
+import warnings
 from collections.abc import Iterator
 
 import typer
 from rich.console import Console
 
-from swapface.errors import SwapfaceError
+from swapface.errors import MediaWarning, SwapfaceError
 
 console = Console(stderr=True)
 
@@ -46,12 +47,20 @@ def _fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """Run a command's body inside the error boundary (see the module docstring)."""
+    """Run a command's body inside the error boundary (see the module docstring); warnings about usable
+    but imperfect footage (a damaged frame, a gap in a sequence) become one yellow line each."""
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _raise_terminated)
+
+    def show(message: Warning | str, category: type[Warning], *_: object) -> None:
+        console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", MediaWarning)
+            warnings.showwarning = show
+            yield
     except SwapfaceError as exc:
         raise _fail(str(exc)) from None
     except OSError as exc:  # disk full, read-only or unwritable folders, files vanishing under us

@@ -15,10 +15,12 @@ from swapface.faces import AlignSpec
 from swapface.faces.align import COVERAGES
 from swapface.faces.dlib_backend import DEFAULT_MIN_SCORE
 from swapface.faceset.extract import ExtractOptions, ExtractStats, extract, reference_embedding
+from swapface.media.sequences import colour_summary
 
 
 def extract_command(
-    inputs: Annotated[list[Path], typer.Argument(help="Videos, images or folders of images.")],
+    inputs: Annotated[list[Path], typer.Argument(
+        help="Videos, images, folders of images, or image sequences (plate.%04d.exr, plate.####.dpx).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Faceset folder to create or resume.")],
     size: Annotated[int, typer.Option(help="Side of the aligned face crops in pixels (64-1024).")] = 256,
     coverage: Annotated[str, typer.Option(
@@ -45,6 +47,8 @@ def extract_command(
                                          min=1)] = os.cpu_count() or 1,
     max_frames: Annotated[int | None, typer.Option(help="Read at most this many frames of each input.",
                                                    min=1)] = None,
+    colorspace: Annotated[str | None, typer.Option(
+        help="OCIO colour space of image sequence inputs (as for swap); faces are saved in sRGB.")] = None,
 ) -> None:
     """Detect, align and save the faces of INPUTS into a faceset (resumes an interrupted run)."""
     with user_errors():
@@ -57,7 +61,9 @@ def extract_command(
         target = reference_embedding(reference) if reference is not None else None
         options = ExtractOptions(spec=spec, every=every, min_face=min_face, detector=detector,
                                  min_score=min_score, reference=target, max_distance=max_distance,
-                                 min_sharpness=min_sharpness, dedupe=dedupe, workers=workers, max_frames=max_frames)
+                                 min_sharpness=min_sharpness, dedupe=dedupe, workers=workers, max_frames=max_frames,
+                                 colorspace=colorspace)
+        colour = "; ".join(sorted({colour_summary(path, colorspace) for path in inputs}))
         with Progress(TextColumn("[bold]extract[/]"), BarColumn(bar_width=None),
                       TextColumn("{task.fields[frames]} frames, {task.fields[found]} faces found, "
                                  "{task.fields[kept]} kept, "
@@ -70,11 +76,12 @@ def extract_command(
                            found=stats.faces_found, kept=stats.faces_kept, rate=stats.rate)
 
             stats = extract(inputs, output, options, progress=show)
-        _summary(stats, output)
+        _summary(stats, output, colour)
 
 
-def _summary(stats: ExtractStats, output: Path) -> None:
+def _summary(stats: ExtractStats, output: Path, colour: str) -> None:
     table = Table(title=f"faceset {output}", show_header=False)
+    table.add_row("colour", colour)
     table.add_row("frames read", str(stats.frames_read))
     if stats.frames_resumed:
         table.add_row("frames already done (resumed)", str(stats.frames_resumed))

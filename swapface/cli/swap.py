@@ -12,8 +12,10 @@ from rich.table import Table
 from swapface.cli.common import console, user_errors
 from swapface.errors import SwapfaceError
 from swapface.faceset.extract import reference_embedding
-from swapface.media import probe
-from swapface.media.writer import CODEC_ALIASES, VideoSettings
+from swapface.media import MediaInfo, probe
+from swapface.media.codecs import CODECS
+from swapface.media.sequences import colour_summary
+from swapface.media.writer import VideoSettings, output_kind
 from swapface.swap.blend import BLEND_MODES
 from swapface.swap.chunked import swap_chunked
 from swapface.swap.color import COLOR_MODES
@@ -30,11 +32,15 @@ def _choice(value: str, choices: tuple[str, ...], option: str) -> str:
 
 
 def swap_command(
-    input: Annotated[Path, typer.Argument(help="Video, image or folder of images showing the person to replace.")],
+    input: Annotated[Path, typer.Argument(
+        help="Video, image, folder of images, or image sequence (shot.%04d.exr, shot.####.dpx, or a folder of "
+             "numbered EXR/DPX/TIFF frames) showing the person to replace.")],
     model: Annotated[Path, typer.Option("--model", "-m", help="Model directory written by `swapface train`.")],
     output: Annotated[Path, typer.Option(
-        "--output", "-o", help="Video (.mp4, .mov, .mkv, .webm), image (.png) or folder (no extension: one PNG "
-                               "per frame, for compositing). Written under a temporary name, renamed when done.")],
+        "--output", "-o", help="Video (.mp4, .mov, .mkv, .webm), image (.png), image sequence (out.%04d.exr: "
+                               "frame numbers, depth, channels and metadata of the input's frames) or folder (no "
+                               "extension: one PNG per frame, or the input sequence's files under their own "
+                               "names). Written under a temporary name, renamed when done.")],
     direction: Annotated[str, typer.Option(
         help="a2b: the input shows identity A, render it as B; b2a: the other way.")] = "a2b",
     reference: Annotated[Path | None, typer.Option(
@@ -58,9 +64,15 @@ def swap_command(
     crf: Annotated[int, typer.Option(help="Video quality (lower is better; 18 is visually lossless for H.264).",
                                      min=0, max=63)] = 18,
     codec: Annotated[str, typer.Option(
-        help=f"Video codec: auto (VP9 for .webm, else H.264), {', '.join(CODEC_ALIASES)} or an FFmpeg encoder "
-             "name.")] = "auto",
+        help="Video codec: auto (VP9 for .webm, else H.264), same (like the input, where an encoder exists), "
+             + "; ".join(f"{name}: {codec.summary}" for name, codec in CODECS.items())
+             + ". Bit depth, chroma and alpha are kept where the codec allows; or an FFmpeg encoder name.")] = "auto",
     preset: Annotated[str, typer.Option(help="x264/x265 speed preset (ultrafast ... veryslow).")] = "veryfast",
+    colorspace: Annotated[str | None, typer.Option(
+        help="OCIO colour space of an image sequence's pixels (e.g. ACEScg, ACEScct, 'Linear Rec.709 (sRGB)'); "
+             "default: what the file says, else scene-linear for EXR/float files and display RGB for integer "
+             "files. The config is $OCIO, else OCIO's built-in ACES config. Faces are worked on in sRGB and "
+             "written back in the input's space.")] = None,
     start: Annotated[float, typer.Option(
         help="Start of the time range, in seconds. Only the range is written: the output is a clip that "
              "starts at 0 (audio cut to match).", min=0)] = 0.0,
@@ -112,7 +124,9 @@ def swap_command(
             erode=erode, blur=blur, blend=blend, smooth=smooth, detector=detector, min_face=min_face,
             detect_every=detect_every, detect_workers=detect_workers, batch_size=batch_size, device=device,
             precision=precision, allow_no_faces=allow_no_faces,
-            start=start, end=end, video=VideoSettings(codec=codec, crf=crf, preset=preset), patches=patches)
+            start=start, end=end, video=VideoSettings(codec=codec, crf=crf, preset=preset), patches=patches,
+            colorspace=colorspace)
+        colour = colour_summary(input, colorspace)
         total = info.frame_count if start == 0 and end is None else None
         with Progress(TextColumn("[bold]swap[/]"), BarColumn(bar_width=None), MofNCompleteColumn(),
                       TextColumn("{task.fields[faces]} faces, {task.fields[rate]:.1f} frames/s"),
@@ -126,11 +140,22 @@ def swap_command(
                 stats = swap_chunked(input, model, output, options, workers, ray, resume, progress=show)
             else:
                 stats = swap_media(input, model, output, options, progress=show)
-        _summary(stats, output)
+        _summary(stats, output, colour, _video_summary(output, info, options.video))
 
 
-def _summary(stats: SwapStats, output: Path) -> None:
+def _video_summary(output: Path, info: MediaInfo, settings: VideoSettings) -> str | None:
+    """The codec and pixel format a video output got (and why, where --codec same could not be kept)."""
+    if output_kind(output) != "video":
+        return None
+    choice = settings.choose(output, info, info.width, info.height)
+    return f"{choice.name} ({choice.encoder}, {choice.pix_fmt})" + (f"; {choice.note}" if choice.note else "")
+
+
+def _summary(stats: SwapStats, output: Path, colour: str, video: str | None) -> None:
     table = Table(title=f"swapped -> {output}", show_header=False)
+    table.add_row("colour", colour)
+    if video is not None:
+        table.add_row("video codec", video)
     table.add_row("frames written", str(stats.frames))
     table.add_row("frames with a swapped face", str(stats.frames_swapped))
     table.add_row("faces swapped", str(stats.faces_swapped))

@@ -52,6 +52,7 @@ class ExtractOptions:
     dedupe: bool = False
     workers: int = 1
     max_frames: int | None = None  # stop each input after this many frames (quick trials, tests)
+    colorspace: str | None = None  # OCIO colour space of image sequence inputs (None: from the file)
 
 
 @dataclass
@@ -244,7 +245,7 @@ def _extract_source(path: Path, faceset: Faceset, options: ExtractOptions, stats
     previous = _last_kept(faceset, source) if options.dedupe else []
 
     def wanted() -> Iterator[Frame]:
-        for frame in open_media(path):
+        for frame in open_media(path, options.colorspace):
             if options.max_frames is not None and frame.index >= options.max_frames:
                 break
             stats.frames_read += 1

@@ -17,8 +17,8 @@ from pathlib import Path
 import av
 
 from swapface.errors import InputError, SwapfaceError
-from swapface.media.reader import Frame, MediaInfo, _open_container, _rgb, _rotation_of, _upright
-from swapface.media.writer import VideoSettings, VideoWriter
+from swapface.media.reader import Frame, MediaInfo, _open_container, open_video_at
+from swapface.media.writer import AUDIO_LEAD_SECONDS, VideoSettings, VideoWriter, shift_timecode
 
 
 @dataclass(frozen=True)
@@ -67,58 +67,44 @@ def index_video(path: str | Path) -> VideoIndex:
 def frames_from(path: str | Path, index: VideoIndex, first: int, end: int) -> Iterator[Frame]:
     """Frames number `first` to `end - 1` (numbered as in a read from the start), decoded after a
     seek to the keyframe at or before `first`."""
-    path = Path(path)
-    container = _open_container(path)
-    try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        container.seek(index.pts[first], stream=stream, backward=True)
-        number = first
-        for frame in container.decode(stream):
-            if frame.pts is None or frame.pts < index.pts[first]:
-                continue
-            if number >= end:
-                return
-            time = float((frame.pts - index.start) * index.time_base)
-            yield Frame(number, time, _upright(_rgb(frame), _rotation_of(frame)), str(path), frame.pts)
-            number += 1
-    except av.error.FFmpegError as exc:
-        raise InputError(path, f"video is damaged near frame {first} ({exc.__class__.__name__})") from None
-    finally:
-        container.close()
+    for frame in open_video_at(path, index.pts[first], first):
+        if frame.index >= end:
+            return
+        yield frame
 
 
 class PieceJoiner(VideoWriter):
     """A VideoWriter fed with the packets of already-encoded pieces instead of frames: the pieces are
-    copied as they are (no second encode), placed at their input timestamps, with the input's audio
-    interleaved and the output labelled, exactly as a one-piece swap writes them."""
-
-    def __init__(self, path: str | Path, source: MediaInfo, start: float = 0.0, end: float | None = None) -> None:
-        super().__init__(path, source, VideoSettings(), start, end)
-        self._template: av.VideoStream | None = None
+    copied as they are (no second encode) onto the output's timeline, with the input's audio
+    interleaved, its timecode and the synthetic label, as a one-piece swap writes them."""
 
     def add_piece(self, piece: Path, first_pts: int) -> int:
         """Copy a piece whose first frame has the input timestamp `first_pts`; returns its frame count."""
         assert self._container is not None
+        first_seconds = float(first_pts * self._time_base)
+        # the piece's writer put its own first frame on this origin (see VideoWriter.write)
+        origin = first_seconds if self.start > 0 else min(self.source.start_time, first_seconds)
         frames = 0
         with av.open(str(piece)) as container:
             stream = container.streams.video[0]
             if self._video is None:
+                self._first_pts, self._first_seconds, self._origin = first_pts, first_seconds, origin
                 self._video = self._container.add_stream_from_template(stream)
-                self._video.time_base = self._time_base
-                self._first_pts = first_pts
-                self._shift_seconds = float(first_pts * self._time_base)
+                self._video.time_base = stream.time_base
+                if self.source.timecode:
+                    shift = round(first_seconds * float(self._fps)) if self.start > 0 else 0
+                    self._video.metadata["timecode"] = shift_timecode(self.source.timecode, shift, self._fps)
                 if self.audio:
                     self._open_audio()
-            offset = round((first_pts - self._first_pts) * self._time_base / stream.time_base)
+            offset = round((origin - self._origin) / stream.time_base)
             for packet in container.demux(stream):
                 if packet.dts is None or packet.size == 0:
                     continue
-                seconds = float(packet.pts * stream.time_base) + self._shift_seconds + float(offset * stream.time_base)
+                seconds = float(packet.pts * stream.time_base) + origin  # input time
                 packet.pts += offset
                 packet.dts += offset
                 packet.stream = self._video
-                self._mux_audio_until(seconds + 1.0)
+                self._mux_audio_until(seconds + AUDIO_LEAD_SECONDS)
                 self._container.mux(packet)
                 frames += 1
         self.frames_written += frames
@@ -130,12 +116,11 @@ class PieceJoiner(VideoWriter):
         self._mux_audio_until(float("inf"))
 
 
-def join_pieces(pieces: list[tuple[Path, int]], output: str | Path, source: MediaInfo, start: float = 0.0,
-                end: float | None = None) -> int:
+def join_pieces(pieces: list[tuple[Path, int]], output: str | Path, source: MediaInfo, settings: VideoSettings,
+                start: float = 0.0, end: float | None = None) -> int:
     """Join `(piece file, input pts of its first frame)` in order into `output` (atomically); returns
-    the frames written."""
-    with PieceJoiner(output, source, start, end) as joiner:
+    the frames written. `settings` are the ones the pieces were encoded with."""
+    with PieceJoiner(output, source, settings, start, end) as joiner:
         for piece, first_pts in pieces:
             joiner.add_piece(piece, first_pts)
         return joiner.frames_written
-

@@ -19,13 +19,17 @@ from PIL import Image, PngImagePlugin
 
 from swapface.atomic import atomic_folder, atomic_path, atomic_write_text, check_folder_writable
 from swapface.errors import InputError, SwapfaceError
+from swapface.media.codecs import EncoderChoice, check_container_takes, choose_encoder
+from swapface.media.depth import restore_display16
 from swapface.media.images import IMAGE_SUFFIXES
 from swapface.media.reader import Frame, MediaInfo
+from swapface.media.sequences import Sequence, SequenceWriter, find_sequence, parse_pattern
 
 SYNTHETIC_KEY = "synthetic"
 SYNTHETIC_VALUE = "face swapped by swapface"
 SYNTHETIC_COMMENT = "synthetic: contains a face swapped by swapface"
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm"}
+CONSTANT_RATE_ENCODERS = {"mpeg1video", "mpeg2video", "mpeg4"}  # refuse fine time bases (1/90000, 1/15360)
 AUDIO_LEAD_SECONDS = 1.0  # audio is muxed this far ahead of the video, so the muxer buffers little
 
 
@@ -46,8 +50,11 @@ def read_synthetic_tag(path: str | Path) -> str | None:
 
 
 def output_kind(path: str | Path) -> str:
-    """'video', 'image' or 'folder', from the output path's extension (no extension: a folder of PNGs)."""
+    """'video', 'image', 'sequence' (a frame-number pattern: shot.%04d.exr, shot.####.dpx) or 'folder',
+    from the output path (no extension: a folder of PNGs, or of the input sequence's frames)."""
     suffix = Path(path).suffix.lower()
+    if parse_pattern(path) is not None:
+        return "sequence"
     if suffix in VIDEO_SUFFIXES:
         return "video"
     if suffix == ".png":
@@ -67,8 +74,12 @@ def check_writable(path: str | Path) -> None:
         raise InputError(path, "output is an existing folder, expected a file name")
     if output_kind(path) == "folder":
         check_empty_folder(path)
-    else:
-        check_folder_writable(path.parent)
+        return
+    pattern = parse_pattern(path)
+    if pattern is not None and pattern.folder.is_dir() and any(
+            p.name.startswith(pattern.prefix) and p.name.endswith(pattern.suffix) for p in pattern.folder.iterdir()):
+        raise InputError(path, "frames of this sequence exist already (choose another name or folder)")
+    check_folder_writable(path.parent)
 
 
 def check_empty_folder(path: str | Path) -> None:
@@ -92,26 +103,35 @@ def write_png(path: str | Path, image: np.ndarray, compress_level: int = 1) -> N
 
 # -- video ------------------------------------------------------------------------------------------
 
-CODEC_ALIASES = {"h264": "libx264", "h265": "libx265", "hevc": "libx265", "vp9": "libvpx-vp9", "av1": "libsvtav1"}
-
-
 WEBM_AUDIO = ("opus", "vorbis")  # the only audio codecs a .webm file may carry
 
 
 @dataclass(frozen=True)
 class VideoSettings:
     """Encoder choice. H.264 CRF 18 is visually lossless for most footage; the preset trades speed.
-    `codec` is "auto" (VP9 for .webm, else H.264), an alias (h264, h265, vp9, av1) or an FFmpeg encoder."""
+    `codec` is one of swapface.media.codecs.CODEC_CHOICES ("auto": VP9 for .webm, else H.264; "same":
+    like the input) or an FFmpeg encoder name."""
 
     codec: str = "auto"
     crf: int = 18
     preset: str = "veryfast"
 
-    def encoder_for(self, path: Path) -> str:
-        codec = self.codec
-        if codec == "auto":
-            codec = "vp9" if path.suffix.lower() == ".webm" else "h264"
-        return CODEC_ALIASES.get(codec, codec)
+    def choose(self, path: Path, source: MediaInfo, width: int, height: int) -> EncoderChoice:
+        return choose_encoder(self.codec, path.suffix.lower(), width, height, source.codec, source.pix_fmt,
+                              self.crf, self.preset, source.fps)
+
+
+def shift_timecode(timecode: str, frames: int, fps: Fraction) -> str:
+    """A non-drop-frame SMPTE timecode `frames` later (a --start cut moves the first frame's timecode).
+    Drop-frame timecodes (with ';') are returned as they are: their frame counting skips numbers."""
+    parts = timecode.split(":")
+    if frames == 0 or ";" in timecode or len(parts) != 4 or not all(p.isdigit() for p in parts):
+        return timecode
+    base = round(float(fps))
+    hours, minutes, seconds, frame = (int(p) for p in parts)
+    total = ((hours * 60 + minutes) * 60 + seconds) * base + frame + frames
+    frame, total = total % base, total // base
+    return f"{total // 3600 % 24:02d}:{total // 60 % 60:02d}:{total % 60:02d}:{frame:02d}"
 
 
 def check_audio_fits(path: str | Path, source: MediaInfo) -> None:
@@ -127,9 +147,12 @@ def check_audio_fits(path: str | Path, source: MediaInfo) -> None:
 class VideoWriter:
     """Stream frames into a video that keeps the input's timestamps, frame rate and audio.
 
-    Frames are given with their input `pts`; the output keeps them, shifted so the first written frame
-    is at 0 (a `--start` cut starts at 0). Audio packets are copied without re-encoding, cut to the same
-    time range and interleaved as the video advances. Use as a context manager: leaving it with an
+    Frames are given with their input `pts`; the output keeps the container's timeline: every stream
+    keeps its start, so a video that starts after its audio still does, and no leading audio is lost
+    (the whole timeline moves so the earliest stream starts at 0; a `--start` cut starts at 0).
+    Timestamps that do not increase are moved one tick after the previous frame (muxers refuse them).
+    Audio packets are copied without re-encoding, cut to the same time range and interleaved as the
+    video advances. Use as a context manager: leaving it with an
     exception removes the temporary file and leaves nothing under the final name.
     """
 
@@ -149,11 +172,18 @@ class VideoWriter:
         self._audio_out: av.AudioStream | None = None
         self._pending_audio: av.Packet | None = None
         self._first_pts: int | None = None
-        self._shift_seconds = 0.0  # absolute input time of the first written frame
+        self._first_seconds = 0.0  # input time of the first written frame
+        self._origin = 0.0  # input time that becomes 0 in the output
+        self._last_pts: int | None = None
+        self.choice: EncoderChoice | None = None  # set with the first frame: what was written
         self._time_base = source.time_base or Fraction(1, 90000)
+        self._encode_base = self._time_base  # 1/fps for codecs that only know constant frame rates
         self._fps = source.fps or Fraction(25)
 
     def __enter__(self) -> VideoWriter:
+        # Before any work: the codec exists, suits the container and the input's pixel format.
+        width, height = self.source.width, self.source.height
+        check_container_takes(self.path, self.settings.choose(self.path, self.source, width, height), width, height)
         tmp = self._stack.enter_context(atomic_path(self.path))
         options = {"movflags": "use_metadata_tags"} if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
         try:
@@ -180,22 +210,21 @@ class VideoWriter:
 
     def _open_video(self, width: int, height: int) -> None:
         assert self._container is not None
-        s = self.settings
-        encoder = s.encoder_for(self.path)
+        self.choice = self.settings.choose(self.path, self.source, width, height)
         try:
-            stream = self._container.add_stream(encoder, rate=self._fps)
+            stream = self._container.add_stream(self.choice.encoder, rate=self._fps)
         except (av.error.FFmpegError, ValueError) as exc:
-            raise SwapfaceError(f"codec {s.codec!r} is not available ({exc})") from None
+            raise SwapfaceError(f"codec {self.settings.codec!r} is not available ({exc})") from None
         stream.width, stream.height = width, height
-        x26x = encoder in ("libx264", "libx265")
-        # 4:2:0 needs even sides; x264/x265 can keep odd-sized frames in 4:4:4 instead of cropping them.
-        stream.pix_fmt = "yuv444p" if x26x and (width % 2 or height % 2) else "yuv420p"
-        stream.codec_context.time_base = self._time_base
-        stream.time_base = self._time_base
-        if x26x:
-            stream.options = {"crf": str(s.crf), "preset": s.preset}
-        elif encoder in ("libvpx-vp9", "libsvtav1", "libaom-av1"):
-            stream.options = {"crf": str(s.crf), "b": "0"}
+        stream.pix_fmt = self.choice.pix_fmt
+        if self.choice.encoder in CONSTANT_RATE_ENCODERS:
+            self._encode_base = 1 / self._fps
+        stream.codec_context.time_base = self._encode_base
+        stream.time_base = self._encode_base
+        stream.options = dict(self.choice.options)
+        if self.source.timecode:
+            frames = round(self._first_seconds * float(self._fps)) if self.start > 0 else 0
+            stream.metadata["timecode"] = shift_timecode(self.source.timecode, frames, self._fps)
         self._video = stream
         if self.audio:
             self._open_audio()
@@ -212,16 +241,25 @@ class VideoWriter:
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
         """Encode `image` at `frame`'s timestamp (frames must come in order)."""
-        if self._video is None:
-            self._open_video(image.shape[1], image.shape[0])
-        assert self._video is not None and self._container is not None
         pts_in = round(frame.index / (self._fps * self._time_base)) if frame.pts is None else frame.pts
         if self._first_pts is None:
             self._first_pts = pts_in
-            self._shift_seconds = float(pts_in * self._time_base)
-        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        video_frame.pts = pts_in - self._first_pts
-        video_frame.time_base = self._time_base
+            self._first_seconds = float(pts_in * self._time_base)
+            self._origin = self._first_seconds if self.start > 0 else min(self.source.start_time, self._first_seconds)
+        if self._video is None:
+            self._open_video(image.shape[1], image.shape[0])
+        assert self._video is not None and self._container is not None
+        pts = round((pts_in * self._time_base - Fraction(self._origin)) / self._encode_base)
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = self._last_pts + 1
+        self._last_pts = pts
+        if frame.original is not None and frame.space is not None and frame.untouched is not None:
+            data = restore_display16(frame.original, frame.space, image, frame.untouched)  # deep, or alpha
+            video_frame = av.VideoFrame.from_ndarray(data, format="rgba64le" if data.shape[-1] == 4 else "rgb48le")
+        else:
+            video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        video_frame.pts = pts
+        video_frame.time_base = self._encode_base
         for packet in self._video.encode(video_frame):
             self._container.mux(packet)
         self.frames_written += 1
@@ -232,7 +270,7 @@ class VideoWriter:
         if self.end is None:
             return float("inf")
         assert self._first_pts is not None
-        return self._shift_seconds + (self.end - self.start)
+        return self._first_seconds + (self.end - self.start)
 
     def _mux_audio_until(self, until: float) -> None:
         if self._audio_packets is None or self._audio_out is None:
@@ -251,9 +289,9 @@ class VideoWriter:
             if seconds >= stop:
                 self._pending_audio = packet
                 return
-            if seconds < self._shift_seconds - 1e-6 and self.start > 0:
+            if seconds < self._origin - 1e-6 and self.start > 0:
                 continue  # before a --start cut
-            shift = round(self._shift_seconds / packet.time_base)
+            shift = round(self._origin / packet.time_base)
             packet.pts -= shift
             packet.dts -= shift
             packet.stream = self._audio_out
@@ -265,6 +303,25 @@ class VideoWriter:
         for packet in self._video.encode():
             self._container.mux(packet)
         self._mux_audio_until(float("inf"))
+
+
+def open_writer(path: str | Path, kind: str, source: MediaInfo, settings: VideoSettings = VideoSettings(),
+                start: float = 0.0, end: float | None = None
+                ) -> VideoWriter | ImageWriter | SequenceWriter:
+    """The writer for an output of `kind` (see output_kind): a video, an image sequence (a pattern, or a
+    folder output of a sequence input, keeping its names, format and depth), PNG image(s)."""
+    path = Path(path)
+    if kind == "video":
+        return VideoWriter(path, source, settings, start, end)
+    if kind == "sequence":
+        pattern = parse_pattern(path)
+        assert pattern is not None
+        return SequenceWriter(pattern)
+    if kind == "folder" and source.kind == "sequence":
+        sequence = find_sequence(source.path)
+        assert sequence is not None
+        return SequenceWriter(Sequence(path, sequence.prefix, sequence.suffix, sequence.padding))
+    return ImageWriter(path, single=kind == "image")
 
 
 # -- images -----------------------------------------------------------------------------------------

@@ -224,7 +224,8 @@ def swap_chunked(input_path: str | Path, model_dir: str | Path, output: str | Pa
     except InputError:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    join_pieces([(piece_path(p), index.pts[p.first]) for p in plan], output, info, options.start, options.end)
+    join_pieces([(piece_path(p), index.pts[p.first]) for p in plan], output, info, options.video, options.start,
+                options.end)
     shutil.rmtree(folder, ignore_errors=True)
     stats.seconds = time.perf_counter() - started
     return stats

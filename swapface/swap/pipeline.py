@@ -30,14 +30,14 @@ from swapface.devices import resolve_device
 from swapface.errors import InputError, SwapfaceError
 from swapface.faces import AlignSpec, FaceBackend, alignment_matrix, crop_face, make_backend, transform_points
 from swapface.media import Frame, MediaInfo, open_media, probe
+from swapface.media.sequences import parse_pattern
 from swapface.media.writer import (
-    ImageWriter,
     PatchWriter,
     VideoSettings,
-    VideoWriter,
     check_audio_fits,
     check_empty_folder,
     check_writable,
+    open_writer,
     output_kind,
 )
 from swapface.model import ModelConfig, SwapAutoencoder
@@ -75,6 +75,7 @@ class SwapOptions:
     start: float = 0.0
     end: float | None = None
     video: VideoSettings = field(default_factory=VideoSettings)
+    colorspace: str | None = None  # OCIO colour space of an image sequence's pixels (None: from the file)
     patches: Path | None = None
     queue_frames: int = 8
     blend_workers: int | None = None  # threads compositing faces (None: one per core but one, up to 8)
@@ -386,10 +387,11 @@ def check_output(input_info: MediaInfo, output: Path, model_dir: Path | None = N
     no input and can be written."""
     kind = output_kind(output)
     is_folder = kind == "folder"
-    check_outputs([input_info.path, model_dir], files=[None if is_folder else output],
+    named = parse_pattern(output).pattern if kind == "sequence" else output  # shot.####.exr is shot.%04d.exr
+    check_outputs([input_info.path, model_dir], files=[None if is_folder else named],
                   folders=[output if is_folder else None, patches])
-    if kind == "video" and input_info.kind != "video":
-        raise InputError(output, "a video output needs a video input (write a .png or a folder)")
+    if kind == "video" and input_info.kind not in ("video", "sequence"):
+        raise InputError(output, "a video output needs a video or image sequence input (write a .png or a folder)")
     if kind == "image" and input_info.kind != "image":
         raise InputError(output, "a single-image output needs a single-image input (write a video or a folder)")
     check_writable(output)
@@ -453,18 +455,15 @@ def swap_media(input_path: str | Path, model_dir: str | Path, output: str | Path
                progress: ProgressCallback | None = None) -> SwapStats:
     """Swap the faces of `input_path` with the model in `model_dir`; write `output` atomically."""
     input_path, output = Path(input_path), Path(output)
-    info = probe(input_path)
+    info = probe(input_path)  # (an image sequence's colour space only matters once its pixels are read)
     kind = check_output(info, output, Path(model_dir), options.patches)
     pipeline = SwapPipeline.from_model_dir(model_dir, options)
-    is_video = info.kind == "video"
+    is_video = info.kind in ("video", "sequence")  # frames that follow one another in time
     with contextlib.ExitStack() as stack:
-        if kind == "video":
-            writer = stack.enter_context(VideoWriter(output, info, options.video, options.start, options.end))
-        else:
-            writer = stack.enter_context(ImageWriter(output, single=kind == "image"))
+        writer = stack.enter_context(open_writer(output, kind, info, options.video, options.start, options.end))
         patches = stack.enter_context(PatchWriter(options.patches)) if options.patches else None
-        frames = _in_range(open_media(input_path), options.start, options.end) if is_video \
-            else open_media(input_path)
+        frames = _in_range(open_media(input_path, options.colorspace), options.start, options.end) if is_video \
+            else open_media(input_path, options.colorspace)
         stats = pipeline(frames, writer.write, video=is_video, frame_size=(info.width, info.height),
                          patches=patches, progress=progress)
         check_swapped_any(stats, input_path, options)  # raised here: nothing is left written
