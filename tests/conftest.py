@@ -5,10 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from swapface.faces import AlignSpec
 from swapface.faceset import Faceset
 from swapface.faceset.extract import ExtractOptions, extract
+
+# Once for the whole suite: small models gain nothing from threads, and on a shared 2-core machine
+# spinning OpenMP threads made steps up to 10x slower than one thread.
+torch.set_num_threads(1)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 VIDEOS = DATA / "videos"

@@ -16,7 +16,6 @@ import os, sys
 import torch
 from safetensors.torch import save_file
 from swapface.train.loop import TrainOptions, train
-torch.set_num_threads(1)
 result = train(sys.argv[1], sys.argv[2], sys.argv[3], TrainOptions(preset="tiny", batch_size=4, steps=6,
                save_every=3, log_every=1, preview_every=1000, snapshot_every=0, device="cpu", gan_weight=0.1))
 state = {k: v.detach().contiguous() for k, v in result.model.state_dict().items()}

@@ -313,7 +313,6 @@ def _tiny_model_dir(path: Path, faces: np.ndarray | None, steps: int = 100, cove
     """A very small model (84 k parameters, so it fits in seconds on a busy CPU) whose decoder "a" is
     fitted to `faces`; decoder "b" stays untrained."""
     torch.manual_seed(0)
-    torch.set_num_threads(1)  # a small model gains nothing from threads, and they spin on a shared CPU
     model = SwapAutoencoder(PRESETS["tiny"].replace(base_width=8, max_width=16, latent_channels=8, coverage=coverage))
     if faces is not None:
         x = torch.from_numpy(faces).permute(0, 3, 1, 2).float() / 255

@@ -48,7 +48,6 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, faceset_a: Path, faceset
     """The tiny preset (64 px, whole coverage like the facesets) trained briefly on A and B:
     reconstruction L1 inside the face plus the mask against the landmark hull."""
     torch.manual_seed(0)
-    torch.set_num_threads(2)
     config = preset("tiny", coverage="whole")
     model = SwapAutoencoder(config)
     data = {"a": _faces(faceset_a, config.resolution), "b": _faces(faceset_b, config.resolution)}

@@ -24,7 +24,6 @@ from swapface.train import loop
 from swapface.train.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from swapface.train.loop import METRICS_FILE, TrainOptions, train
 
-torch.set_num_threads(1)  # on a shared 2-core box, 2 threads can be 10x slower than 1 (spinning OpenMP)
 PYTHON = sys.executable
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 

@@ -12,8 +12,6 @@ from swapface.modeldir import load_model
 from swapface.train.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from swapface.train.loop import METRICS_FILE, TrainOptions, train
 
-torch.set_num_threads(1)
-
 
 def _options(**changes) -> TrainOptions:
     base = dict(preset="tiny", batch_size=4, lr=1e-3, log_every=1, save_every=1000, preview_every=1000,

@@ -12,8 +12,6 @@ from swapface.train.augment import AugmentOptions, augment
 from swapface.train.data import ShardSampler, load_faces, split_holdout
 from swapface.train.losses import reconstruction_losses, ssim_map
 
-torch.set_num_threads(1)
-
 
 def _tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
