@@ -82,8 +82,8 @@ def main() -> None:
     join_per_frame = (time.perf_counter() - started) / len(index.pts)
 
     base = rows[0][3]
-    print(f"1080p clip, {args.frames} frames; pipeline built in {startup:.1f} s, a worker's fixed cost {overhead:.1f} s, "
-          f"index {index_per_frame * 1e3:.3f} ms/frame, join {join_per_frame * 1e3:.3f} ms/frame\n")
+    print(f"1080p clip, {args.frames} frames; pipeline built in {startup:.1f} s, a worker's fixed cost "
+          f"{overhead:.1f} s, index {index_per_frame * 1e3:.3f} ms/frame, join {join_per_frame * 1e3:.3f} ms/frame\n")
     print("| workers | frames | seconds | frames/s | vs one piece |\n|---|---|---|---|---|")
     for workers, frames, seconds, rate in rows:
         print(f"| {workers or 'one piece'} | {frames} | {seconds:.1f} | {rate:.2f} | {rate / base:.2f}x |")
