@@ -40,6 +40,8 @@ from swapface.media.writer import (
     output_kind,
 )
 from swapface.model import ModelConfig, SwapAutoencoder
+from swapface.provenance.watermark import DEFAULT_KEY as WATERMARK_KEY
+from swapface.provenance.watermark import embed as embed_watermark
 from swapface.modeldir import CONFIG_FILE, load_model, read_config_json
 from swapface.swap.blend import BLEND_MODES, paste_face
 from swapface.swap.color import COLOR_MODES, transfer_color
@@ -76,6 +78,7 @@ class SwapOptions:
     patches: Path | None = None
     queue_frames: int = 8
     blend_workers: int | None = None  # threads compositing faces (None: one per core but one, up to 8)
+    watermark: str | None = WATERMARK_KEY  # key of the invisible mark put on every swapped face (None: off)
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -253,6 +256,8 @@ class FaceSwapper:
         mask = face_mask(o.mask, learned, crop_landmarks, size, crop_pixels(o.erode, size), crop_pixels(o.blur, size))
         rgb = transfer_color(rgb, crop, mask, o.color)
         paste_face(pending.image, rgb, mask, matrix, o.blend)
+        if o.watermark is not None:
+            embed_watermark(pending.image, face.landmarks, o.watermark)
         if self.patches is not None:
             self.patches.write(pending.frame, index, rgb, mask, matrix, track=face.track_id,
                                coverage=self.spec.coverage)
