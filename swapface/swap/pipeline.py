@@ -40,9 +40,10 @@ from swapface.media.writer import (
     output_kind,
 )
 from swapface.model import ModelConfig, SwapAutoencoder
+from swapface.modeldir import CONFIG_FILE, load_model, read_config_json
+from swapface.provenance.credentials import prepare_signing
 from swapface.provenance.watermark import DEFAULT_KEY as WATERMARK_KEY
 from swapface.provenance.watermark import embed as embed_watermark
-from swapface.modeldir import CONFIG_FILE, load_model, read_config_json
 from swapface.swap.blend import BLEND_MODES, paste_face
 from swapface.swap.color import COLOR_MODES, transfer_color
 from swapface.swap.detect_ahead import DetectAhead
@@ -79,6 +80,9 @@ class SwapOptions:
     queue_frames: int = 8
     blend_workers: int | None = None  # threads compositing faces (None: one per core but one, up to 8)
     watermark: str | None = WATERMARK_KEY  # key of the invisible mark put on every swapped face (None: off)
+    credentials: bool = True  # sign the output (C2PA); the signing identity's files, None: local identity
+    sign_cert: Path | None = None
+    sign_key: Path | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -401,6 +405,8 @@ def swap_media(input_path: str | Path, model_dir: str | Path, output: str | Path
     info = probe(input_path)
     kind = check_output(info, output)
     model, _, spec = load_swap_model(model_dir, options.device)
+    finalize, tags = prepare_signing(input_path, model_dir, output, options.credentials, options.sign_cert,
+                                     options.sign_key, options.watermark is not None)
     stats = SwapStats()
     min_face = options.min_face or default_min_face(info)
 
@@ -424,9 +430,10 @@ def swap_media(input_path: str | Path, model_dir: str | Path, output: str | Path
                           smooth=options.smooth if is_video else 0.0, is_wanted=is_wanted)
     with contextlib.ExitStack() as stack:
         if kind == "video":
-            writer = stack.enter_context(VideoWriter(output, info, options.video, options.start, options.end))
+            writer = stack.enter_context(VideoWriter(output, info, options.video, options.start, options.end,
+                                                     finalize=finalize, tags=tags))
         else:
-            writer = stack.enter_context(ImageWriter(output, single=kind == "image"))
+            writer = stack.enter_context(ImageWriter(output, single=kind == "image", finalize=finalize, tags=tags))
         patches = stack.enter_context(PatchWriter(options.patches)) if options.patches else None
         swapper = FaceSwapper(model, spec, options, stats.times, patches)
         stack.callback(swapper.close)
