@@ -122,7 +122,7 @@ def detect_watermark(path: str | Path, key: str = DEFAULT_KEY, frames: int = SAM
     from swapface.faces import make_backend
 
     detector = WatermarkDetector()
-    backend = make_backend("dlib", detector="hog", min_face=40)
+    backend = make_backend("dlib", detector="hog", min_face=40, min_score=0.0)
     for image in _sample(Path(path), frames):
         detector.add_frame(image, backend, detect_scale=min(1.0, DETECT_SIDE / max(image.shape[:2])))
     score = detector.score(key)

@@ -43,7 +43,7 @@ from swapface.model import ModelConfig, SwapAutoencoder
 from swapface.modeldir import CONFIG_FILE, load_model, read_config_json
 from swapface.provenance.credentials import prepare_signing
 from swapface.provenance.watermark import DEFAULT_KEY as WATERMARK_KEY
-from swapface.provenance.watermark import embed as embed_watermark
+from swapface.provenance.watermark import Watermarker
 from swapface.swap.blend import BLEND_MODES, paste_face
 from swapface.swap.color import COLOR_MODES, transfer_color
 from swapface.swap.detect_ahead import DetectAhead
@@ -192,6 +192,7 @@ class FaceSwapper:
         self.times = times or StageTimes()
         self.patches = patches
         self.identity = DIRECTIONS[options.direction]
+        self.watermark = Watermarker(options.watermark) if options.watermark is not None else None
         workers = options.blend_workers or min(8, max(1, (os.cpu_count() or 1) - 1))
         self._pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="swapface-blend") if workers > 1 else None
 
@@ -260,8 +261,8 @@ class FaceSwapper:
         mask = face_mask(o.mask, learned, crop_landmarks, size, crop_pixels(o.erode, size), crop_pixels(o.blur, size))
         rgb = transfer_color(rgb, crop, mask, o.color)
         paste_face(pending.image, rgb, mask, matrix, o.blend)
-        if o.watermark is not None:
-            embed_watermark(pending.image, face.landmarks, o.watermark)
+        if self.watermark is not None:
+            self.watermark(pending.image, face.bbox)
         if self.patches is not None:
             self.patches.write(pending.frame, index, rgb, mask, matrix, track=face.track_id,
                                coverage=self.spec.coverage)
