@@ -117,15 +117,20 @@ def _sample(path: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
-def detect_watermark(path: str | Path, key: str = DEFAULT_KEY, frames: int = SAMPLE_FRAMES) -> WatermarkEvidence:
-    """Pool the watermark evidence of the faces in `frames` frames spread over the file."""
+def pool_watermark(path: str | Path, frames: int = SAMPLE_FRAMES) -> WatermarkDetector:
+    """The watermark evidence of the faces in `frames` frames spread over the file, ready to score."""
     from swapface.faces import make_backend
 
     detector = WatermarkDetector()
     backend = make_backend("dlib", detector="hog", min_face=40, min_score=0.0)
     for image in _sample(Path(path), frames):
         detector.add_frame(image, backend, detect_scale=min(1.0, DETECT_SIDE / max(image.shape[:2])))
-    score = detector.score(key)
+    return detector
+
+
+def detect_watermark(path: str | Path, key: str = DEFAULT_KEY, frames: int = SAMPLE_FRAMES) -> WatermarkEvidence:
+    """Is the mark of `key` in the file? Evidence pooled over `frames` frames spread over it."""
+    score = pool_watermark(path, frames).score(key)
     return WatermarkEvidence(score.found, round(score.z, 2), score.p_value, score.faces, score.frames)
 
 
@@ -149,4 +154,4 @@ def verify_file(path: str | Path, key: str = DEFAULT_KEY, frames: int = SAMPLE_F
     return Verdict(str(path), evidence, manifest, tag, tags.get(CREDENTIALS_TAG), watermark)
 
 
-__all__ = ["COMPOSITE_SOURCE_TYPE", "Verdict", "Z_THRESHOLD", "detect_watermark", "read_manifest", "verify_file"]
+__all__ = ["COMPOSITE_SOURCE_TYPE", "Verdict", "Z_THRESHOLD", "detect_watermark", "pool_watermark", "read_manifest", "verify_file"]
