@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--crfs", type=int, nargs="+", default=[23, 28, 32])
     parser.add_argument("--heights", type=int, nargs="+", default=[1080, 720, 480, 360])
     parser.add_argument("--random-keys", type=int, default=100)
+    parser.add_argument("--fp-frames", type=int, default=8, help="frames read per unswapped clip")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,7 +113,7 @@ def main() -> None:
         keys = [DEFAULT_KEY] + [secrets.token_hex(8) for _ in range(args.random_keys)]
         null_z, default_z = [], []
         for path in unswapped:
-            detector = pool_watermark(path)
+            detector = pool_watermark(path, frames=args.fp_frames)
             scores = [detector.score(k).z for k in keys]
             default_z.append(scores[0])
             null_z += scores
