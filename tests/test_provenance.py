@@ -5,7 +5,6 @@ footage gives no evidence."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import av
@@ -27,18 +26,6 @@ from .conftest import STILLS, VIDEOS
 
 runner = CliRunner()
 FRAMES = 20
-
-
-@pytest.fixture(scope="module", autouse=True)
-def config_home(tmp_path_factory: pytest.TempPathFactory):
-    """The local signing identity is made in a scratch config folder, not the user's."""
-    old = os.environ.get("XDG_CONFIG_HOME")
-    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
-    yield Path(os.environ["XDG_CONFIG_HOME"])
-    if old is None:
-        del os.environ["XDG_CONFIG_HOME"]
-    else:
-        os.environ["XDG_CONFIG_HOME"] = old
 
 
 def _write(path: Path, images: list[np.ndarray], crf: int, rate: int = 30) -> None:
