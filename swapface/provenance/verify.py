@@ -15,8 +15,8 @@ import numpy as np
 from swapface.errors import InputError, SwapfaceError
 from swapface.media import open_media, probe
 from swapface.media.writer import SYNTHETIC_KEY, read_tags
-from swapface.provenance.credentials import COMPOSITE_SOURCE_TYPE, CREDENTIALS_TAG, SWAPFACE_ASSERTION, mime_type
-from swapface.provenance.watermark import DEFAULT_KEY, Z_THRESHOLD, WatermarkDetector
+from swapface.provenance.credentials import CREDENTIALS_TAG, SWAPFACE_ASSERTION, mime_type
+from swapface.provenance.watermark import DEFAULT_KEY, WatermarkDetector
 
 SAMPLE_FRAMES = 24  # frames spread over the clip that the watermark detector looks at
 DETECT_SIDE = 640  # frames are searched for faces at about this size (landmarks at full size)
@@ -152,6 +152,3 @@ def verify_file(path: str | Path, key: str = DEFAULT_KEY, frames: int = SAMPLE_F
     tag = tags.get(SYNTHETIC_KEY)
     evidence = manifest.swapface or tag is not None or watermark.found
     return Verdict(str(path), evidence, manifest, tag, tags.get(CREDENTIALS_TAG), watermark)
-
-
-__all__ = ["COMPOSITE_SOURCE_TYPE", "Verdict", "Z_THRESHOLD", "detect_watermark", "pool_watermark", "read_manifest", "verify_file"]
