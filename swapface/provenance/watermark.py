@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -155,6 +156,23 @@ def embed(image: np.ndarray, landmarks: np.ndarray, key: str = DEFAULT_KEY, targ
     return strength
 
 
+REFIT_ROUNDS = 5
+
+
+def settled_landmarks(landmarks: Callable[[np.ndarray, np.ndarray], np.ndarray], image: np.ndarray,
+                      bbox: np.ndarray) -> np.ndarray:
+    """Landmarks that do not depend on the box the search started from: fit, put a square box on the
+    landmarks' centre and size, fit again. The swap (the tracker's box) and the detector (a HOG box at
+    another scale) start from different boxes; on a soft generated face one fit from each lands up to
+    10 px apart, enough to blur the mark's fine half. After a few rounds both sit within about a canvas
+    pixel of the same fixed point (the landmarks' own min/max box does not settle: it drifts)."""
+    points = landmarks(image, bbox)
+    for _ in range(REFIT_ROUNDS - 1):
+        centre, side = points.mean(0), float((points.max(0) - points.min(0)).max())
+        points = landmarks(image, np.concatenate([centre - side / 2, centre + side / 2]))
+    return points
+
+
 class Watermarker:
     """The swap's hook: marks a composited face, aligned on the landmarks of the face as it now looks
     (fitted again in its box), which are what a detector will find; the source face's landmarks can
@@ -167,7 +185,20 @@ class Watermarker:
         self._landmarks = make_backend("dlib").landmarks
 
     def __call__(self, image: np.ndarray, bbox: np.ndarray) -> None:
-        embed(image, self._landmarks(image, bbox), self.key)
+        mark_face(image, self._landmarks, bbox, self.key)
+
+
+def mark_face(image: np.ndarray, landmarks: Callable[[np.ndarray, np.ndarray], np.ndarray], bbox: np.ndarray,
+              key: str = DEFAULT_KEY) -> None:
+    """Embed on settled landmarks; then, since the mark itself nudges a soft face's landmarks, settle
+    them again on the marked face and, if they moved, mark the unmarked face on those instead."""
+    points = settled_landmarks(landmarks, image, bbox)
+    unmarked = image.copy()
+    embed(image, points, key)
+    moved = settled_landmarks(landmarks, image, np.concatenate([points.min(0), points.max(0)]))
+    if np.abs(moved - points).mean() > 1.0:
+        image[:] = unmarked
+        embed(image, (points + moved) / 2, key)
 
 
 def _add(region: np.ndarray, original: np.ndarray, delta: np.ndarray) -> None:
@@ -227,7 +258,7 @@ class WatermarkDetector:
                                                                  interpolation=cv2.INTER_AREA)
         self.frames += 1
         for box, _ in backend.boxes(small):
-            landmarks = backend.landmarks(image, box / detect_scale)
+            landmarks = settled_landmarks(backend.landmarks, image, box / detect_scale)
             if not is_face_shaped(landmarks):
                 continue
             self.total += canvas_coefficients(image, landmarks)
