@@ -202,11 +202,12 @@ def mark_face(image: np.ndarray, landmarks: Callable[[np.ndarray, np.ndarray], n
 
 
 def _add(region: np.ndarray, original: np.ndarray, delta: np.ndarray) -> None:
-    region[:] = np.clip(original.astype(np.float32) + delta[..., None] + 0.5, 0, 255).astype(np.uint8)
+    """region = original + delta on every channel, rounded and saturated in one OpenCV pass."""
+    cv2.add(original, cv2.cvtColor(delta.astype(np.float32), cv2.COLOR_GRAY2RGB), dst=region, dtype=cv2.CV_8U)
 
 
 def _canvas_values(image: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    canvas = crop_face(_luma(image)[..., None].repeat(3, axis=2), matrix, CANVAS.size)[..., 0]
+    canvas = _luma(crop_face(image, matrix, CANVAS.size))
     spectrum = cv2.dct(canvas.astype(np.float32) * window()).ravel()
     index, rings = _band()
     return _whiten(spectrum[index], rings)
