@@ -80,8 +80,8 @@ class SwapOptions:
     queue_frames: int = 8
     blend_workers: int | None = None  # threads compositing faces (None: one per core but one, up to 8)
     watermark: str | None = WATERMARK_KEY  # key of the invisible mark put on every swapped face (None: off)
-    credentials: bool = True  # sign the output (C2PA); the signing identity's files, None: local identity
-    sign_cert: Path | None = None
+    credentials: bool = True  # sign the output with Content Credentials (C2PA)
+    sign_cert: Path | None = None  # the signer's PEM chain and key (None: env vars, else the local identity)
     sign_key: Path | None = None
 
     def __post_init__(self) -> None:
