@@ -8,21 +8,24 @@ import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from swapface.errors import InputError
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(target: str | Path, suffix: str | None = None,
+                finalize: Callable[[Path, Path], None] | None = None) -> Iterator[Path]:
     """Yield a temporary path next to `target`; on success fsync and rename it onto `target`.
 
     The temporary name keeps the target's extension, so tools that pick a format from it (PyAV,
     OpenCV) write the right format.
 
     On any exception the temporary file is removed and `target` is left as it was, so readers never
-    see a half-written file under the final name.
+    see a half-written file under the final name. `finalize(tmp, target)` runs on the finished
+    temporary file just before the rename (e.g. to sign it), so the final name only ever holds its
+    result.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -35,6 +38,8 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if finalize is not None:
+            finalize(tmp, target)
         _plain_mode(tmp, 0o666)  # mkstemp (and some writers, e.g. safetensors) make owner-only files
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())

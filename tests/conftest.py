@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,19 @@ def _small_faceset(root: Path, clip: str, frames: int = 120, every: int = 2, siz
     extract([VIDEOS / clip], out, ExtractOptions(spec=AlignSpec(size, "whole"), every=every,
                                                  max_frames=frames, workers=2))
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def config_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Swaps sign their outputs with a local identity made on first use in the user's config folder:
+    in tests, a scratch one."""
+    old = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+    yield Path(os.environ["XDG_CONFIG_HOME"])
+    if old is None:
+        del os.environ["XDG_CONFIG_HOME"]
+    else:
+        os.environ["XDG_CONFIG_HOME"] = old
 
 
 @pytest.fixture(scope="session")

@@ -105,9 +105,18 @@ def swap_command(
     allow_no_faces: Annotated[bool, typer.Option(
         "--allow-no-faces", help="Write the output even when no face was swapped (by default that is an "
                                  "error and nothing is written).")] = False,
+    sign_cert: Annotated[Path | None, typer.Option(
+        help="PEM certificate chain (signer first) to sign the output's Content Credentials with "
+             "(default: $SWAPFACE_SIGN_CERT, else a local identity made on first use in your config folder, "
+             "which says it is not a trusted issuer).")] = None,
+    sign_key: Annotated[Path | None, typer.Option(
+        help="PEM private key (ES256) of --sign-cert (default: $SWAPFACE_SIGN_KEY).")] = None,
+    no_credentials: Annotated[bool, typer.Option(
+        "--no-credentials", help="Do not sign the output (C2PA); its metadata tag records that.")] = False,
 ) -> None:
     """Replace the face in INPUT with the model's other identity; write OUTPUT at the input's resolution,
-    frame rate and timestamps, with its audio, labelled as synthetic in its metadata."""
+    frame rate and timestamps, with its audio, labelled as synthetic in its metadata, signed with Content
+    Credentials (C2PA) and with an invisible watermark in the face (`swapface verify` reads them)."""
     with user_errors():
         _choice(direction, ("a2b", "b2a"), "--direction")
         _choice(color, COLOR_MODES, "--color")
@@ -125,7 +134,7 @@ def swap_command(
             detect_every=detect_every, detect_workers=detect_workers, batch_size=batch_size, device=device,
             precision=precision, allow_no_faces=allow_no_faces,
             start=start, end=end, video=VideoSettings(codec=codec, crf=crf, preset=preset), patches=patches,
-            colorspace=colorspace)
+            colorspace=colorspace, credentials=not no_credentials, sign_cert=sign_cert, sign_key=sign_key)
         colour = colour_summary(input, colorspace)
         total = info.frame_count if start == 0 and end is None else None
         with Progress(TextColumn("[bold]swap[/]"), BarColumn(bar_width=None), MofNCompleteColumn(),

@@ -18,7 +18,7 @@ import av
 
 from swapface.errors import InputError, SwapfaceError
 from swapface.media.reader import Frame, MediaInfo, _open_container, open_video_at
-from swapface.media.writer import AUDIO_LEAD_SECONDS, VideoSettings, VideoWriter, shift_timecode
+from swapface.media.writer import AUDIO_LEAD_SECONDS, Finalize, VideoSettings, VideoWriter, shift_timecode
 
 
 @dataclass(frozen=True)
@@ -117,10 +117,11 @@ class PieceJoiner(VideoWriter):
 
 
 def join_pieces(pieces: list[tuple[Path, int]], output: str | Path, source: MediaInfo, settings: VideoSettings,
-                start: float = 0.0, end: float | None = None) -> int:
-    """Join `(piece file, input pts of its first frame)` in order into `output` (atomically); returns
-    the frames written. `settings` are the ones the pieces were encoded with."""
-    with PieceJoiner(output, source, settings, start, end) as joiner:
+                start: float = 0.0, end: float | None = None, finalize: Finalize | None = None,
+                tags: dict[str, str] | None = None) -> int:
+    """Join `(piece file, input pts of its first frame)` in order into `output` (atomically, `finalize`d
+    before the rename); returns the frames written. `settings` are the ones the pieces were encoded with."""
+    with PieceJoiner(output, source, settings, start, end, finalize=finalize, tags=tags) as joiner:
         for piece, first_pts in pieces:
             joiner.add_piece(piece, first_pts)
         return joiner.frames_written

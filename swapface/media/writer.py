@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -28,25 +28,31 @@ from swapface.media.sequences import Sequence, SequenceWriter, find_sequence, pa
 SYNTHETIC_KEY = "synthetic"
 SYNTHETIC_VALUE = "face swapped by swapface"
 SYNTHETIC_COMMENT = "synthetic: contains a face swapped by swapface"
+Finalize = Callable[[Path, Path], None]  # (temporary file, final name): runs before the rename, e.g. signing
 VIDEO_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv", ".webm"}
 CONSTANT_RATE_ENCODERS = {"mpeg1video", "mpeg2video", "mpeg4"}  # refuse fine time bases (1/90000, 1/15360)
 AUDIO_LEAD_SECONDS = 1.0  # audio is muxed this far ahead of the video, so the muxer buffers little
 
 
-def synthetic_tags() -> dict[str, str]:
-    """Container/PNG tags that label an output as synthetic: a human-readable comment and a dedicated key."""
-    return {"comment": SYNTHETIC_COMMENT, SYNTHETIC_KEY: SYNTHETIC_VALUE}
+def synthetic_tags(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Container/PNG tags that label an output as synthetic: a human-readable comment and a dedicated key
+    (plus `extra`, e.g. how the output's provenance is recorded)."""
+    return {"comment": SYNTHETIC_COMMENT, SYNTHETIC_KEY: SYNTHETIC_VALUE, **(extra or {})}
+
+
+def read_tags(path: str | Path) -> dict[str, str]:
+    """The container tags of a video, or the text chunks of a PNG (keys lower-cased)."""
+    path = Path(path)
+    if path.suffix.lower() == ".png":
+        with Image.open(path) as image:
+            return {k.lower(): v for k, v in getattr(image, "text", {}).items()}
+    with av.open(str(path)) as container:
+        return {k.lower(): v for k, v in container.metadata.items()}
 
 
 def read_synthetic_tag(path: str | Path) -> str | None:
     """The synthetic label of a video or PNG written by swapface (None when it carries none)."""
-    path = Path(path)
-    if path.suffix.lower() == ".png":
-        with Image.open(path) as image:
-            return image.text.get(SYNTHETIC_KEY)
-    with av.open(str(path)) as container:
-        tags = {k.lower(): v for k, v in container.metadata.items()}
-    return tags.get(SYNTHETIC_KEY)
+    return read_tags(path).get(SYNTHETIC_KEY)
 
 
 def output_kind(path: str | Path) -> str:
@@ -91,12 +97,13 @@ def check_empty_folder(path: str | Path) -> None:
     check_folder_writable(path.parent)
 
 
-def write_png(path: str | Path, image: np.ndarray, compress_level: int = 1) -> None:
+def write_png(path: str | Path, image: np.ndarray, compress_level: int = 1, finalize: Finalize | None = None,
+              tags: dict[str, str] | None = None) -> None:
     """Lossless PNG (RGB or greyscale) with the synthetic tag in a text chunk, written atomically."""
     info = PngImagePlugin.PngInfo()
-    for key, value in synthetic_tags().items():
+    for key, value in synthetic_tags(tags).items():
         info.add_text(key, value)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, finalize=finalize) as tmp:
         Image.fromarray(np.ascontiguousarray(image)).save(tmp, format="PNG", pnginfo=info,
                                                          compress_level=compress_level)
 
@@ -153,12 +160,15 @@ class VideoWriter:
     Timestamps that do not increase are moved one tick after the previous frame (muxers refuse them).
     Audio packets are copied without re-encoding, cut to the same time range and interleaved as the
     video advances. Use as a context manager: leaving it with an
-    exception removes the temporary file and leaves nothing under the final name.
+    exception removes the temporary file and leaves nothing under the final name. `finalize` runs on
+    the finished temporary file before the rename; `tags` join the synthetic tags.
     """
 
     def __init__(self, path: str | Path, source: MediaInfo, settings: VideoSettings = VideoSettings(),
-                 start: float = 0.0, end: float | None = None, audio: bool = True) -> None:
+                 start: float = 0.0, end: float | None = None, audio: bool = True, finalize: Finalize | None = None,
+                 tags: dict[str, str] | None = None) -> None:
         self.path = Path(path)
+        self.finalize, self.tags = finalize, tags
         self.source = source
         self.settings = settings
         self.start, self.end = start, end
@@ -184,14 +194,14 @@ class VideoWriter:
         # Before any work: the codec exists, suits the container and the input's pixel format.
         width, height = self.source.width, self.source.height
         check_container_takes(self.path, self.settings.choose(self.path, self.source, width, height), width, height)
-        tmp = self._stack.enter_context(atomic_path(self.path))
+        tmp = self._stack.enter_context(atomic_path(self.path, finalize=self.finalize))
         options = {"movflags": "use_metadata_tags"} if self.path.suffix.lower() in (".mp4", ".mov", ".m4v") else {}
         try:
             self._container = self._stack.enter_context(av.open(str(tmp), "w", options=options))
         except (av.error.FFmpegError, OSError) as exc:
             self._stack.close()
             raise InputError(self.path, f"cannot write video ({exc.__class__.__name__})") from None
-        self._container.metadata.update(synthetic_tags())
+        self._container.metadata.update(synthetic_tags(self.tags))
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -306,13 +316,14 @@ class VideoWriter:
 
 
 def open_writer(path: str | Path, kind: str, source: MediaInfo, settings: VideoSettings = VideoSettings(),
-                start: float = 0.0, end: float | None = None
-                ) -> VideoWriter | ImageWriter | SequenceWriter:
+                start: float = 0.0, end: float | None = None, finalize: Finalize | None = None,
+                tags: dict[str, str] | None = None) -> VideoWriter | ImageWriter | SequenceWriter:
     """The writer for an output of `kind` (see output_kind): a video, an image sequence (a pattern, or a
-    folder output of a sequence input, keeping its names, format and depth), PNG image(s)."""
+    folder output of a sequence input, keeping its names, format and depth), PNG image(s). `finalize`
+    and `tags` (signing, see swapface.provenance) apply to videos and PNGs."""
     path = Path(path)
     if kind == "video":
-        return VideoWriter(path, source, settings, start, end)
+        return VideoWriter(path, source, settings, start, end, finalize=finalize, tags=tags)
     if kind == "sequence":
         pattern = parse_pattern(path)
         assert pattern is not None
@@ -321,7 +332,7 @@ def open_writer(path: str | Path, kind: str, source: MediaInfo, settings: VideoS
         sequence = find_sequence(source.path)
         assert sequence is not None
         return SequenceWriter(Sequence(path, sequence.prefix, sequence.suffix, sequence.padding))
-    return ImageWriter(path, single=kind == "image")
+    return ImageWriter(path, single=kind == "image", finalize=finalize, tags=tags)
 
 
 # -- images -----------------------------------------------------------------------------------------
@@ -333,9 +344,11 @@ class ImageWriter:
     keep their file names (as .png); video frames are named frame_000000.png by input frame index.
     """
 
-    def __init__(self, path: str | Path, single: bool) -> None:
+    def __init__(self, path: str | Path, single: bool, finalize: Finalize | None = None,
+                 tags: dict[str, str] | None = None) -> None:
         self.path = Path(path)
         self.single = single
+        self.finalize, self.tags = finalize, tags  # per PNG, before its rename (a folder's frames each)
         self.frames_written = 0
         self._stack = contextlib.ExitStack()
         self._folder: Path | None = None
@@ -357,10 +370,10 @@ class ImageWriter:
             if self.frames_written:
                 raise SwapfaceError(f"{self.path}: the input has several frames; give a folder or a video "
                                     "as output")
-            write_png(self.path, image)
+            write_png(self.path, image, finalize=self.finalize, tags=self.tags)
         else:
             assert self._folder is not None
-            write_png(self._folder / frame_file_name(frame), image)
+            write_png(self._folder / frame_file_name(frame), image, finalize=self.finalize, tags=self.tags)
         self.frames_written += 1
 
 

@@ -27,6 +27,7 @@ from swapface.media import probe
 from swapface.media.chunks import VideoIndex, frames_from, index_video, join_pieces
 from swapface.media.reader import MediaInfo
 from swapface.media.writer import VideoWriter
+from swapface.provenance.credentials import prepare_signing
 from swapface.swap.pipeline import SwapOptions, SwapPipeline, SwapStats, check_output, check_swapped_any
 from swapface.workers import process_pool
 
@@ -168,6 +169,8 @@ def swap_chunked(input_path: str | Path, model_dir: str | Path, output: str | Pa
     if options.patches is not None:
         raise SwapfaceError("--patches is not available with --workers or --ray: swap in one piece")
     SwapPipeline.from_model_dir(model_dir, options)  # a bad model fails here, once, before any worker starts
+    finalize, tags = prepare_signing(input_path, model_dir, output, options.credentials, options.sign_cert,
+                                     options.sign_key, options.watermark is not None)
     index = index_video(input_path)
     first = index.frame_at(options.start)
     end = len(index.pts) if options.end is None else index.frame_at(options.end)
@@ -225,7 +228,7 @@ def swap_chunked(input_path: str | Path, model_dir: str | Path, output: str | Pa
         shutil.rmtree(folder, ignore_errors=True)
         raise
     join_pieces([(piece_path(p), index.pts[p.first]) for p in plan], output, info, options.video, options.start,
-                options.end)
+                options.end, finalize=finalize, tags=tags)
     shutil.rmtree(folder, ignore_errors=True)
     stats.seconds = time.perf_counter() - started
     return stats

@@ -43,6 +43,9 @@ from swapface.media.writer import (
 from swapface.model import ModelConfig, SwapAutoencoder
 from swapface.modeldir import CONFIG_FILE, load_model, read_config_json
 from swapface.outputs import check_outputs
+from swapface.provenance.credentials import prepare_signing
+from swapface.provenance.watermark import DEFAULT_KEY as WATERMARK_KEY
+from swapface.provenance.watermark import Watermarker
 from swapface.swap.blend import BLEND_MODES, paste_face
 from swapface.swap.color import COLOR_MODES, transfer_color
 from swapface.swap.detect_ahead import DetectAhead
@@ -80,6 +83,10 @@ class SwapOptions:
     queue_frames: int = 8
     blend_workers: int | None = None  # threads compositing faces (None: one per core but one, up to 8)
     allow_no_faces: bool = False  # write footage where no face was swapped (else that is an error)
+    watermark: str | None = WATERMARK_KEY  # key of the invisible mark put on every swapped face (None: off)
+    credentials: bool = True  # sign the output with Content Credentials (C2PA)
+    sign_cert: Path | None = None  # the signer's PEM chain and key (None: env vars, else the local identity)
+    sign_key: Path | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -190,6 +197,7 @@ class FaceSwapper:
         self.times = times or StageTimes()
         self.patches = patches
         self.identity = DIRECTIONS[options.direction]
+        self.watermark = Watermarker(options.watermark) if options.watermark is not None else None
         workers = options.blend_workers or min(8, max(1, (os.cpu_count() or 1) - 1))
         self._pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="swapface-blend") if workers > 1 else None
 
@@ -258,6 +266,8 @@ class FaceSwapper:
         mask = face_mask(o.mask, learned, crop_landmarks, size, crop_pixels(o.erode, size), crop_pixels(o.blur, size))
         rgb = transfer_color(rgb, crop, mask, o.color)
         paste_face(pending.image, rgb, mask, matrix, o.blend)
+        if self.watermark is not None:
+            self.watermark(pending.image, face.bbox)
         if self.patches is not None:
             self.patches.write(pending.frame, index, rgb, mask, matrix, track=face.track_id,
                                coverage=self.spec.coverage)
@@ -458,9 +468,12 @@ def swap_media(input_path: str | Path, model_dir: str | Path, output: str | Path
     info = probe(input_path)  # (an image sequence's colour space only matters once its pixels are read)
     kind = check_output(info, output, Path(model_dir), options.patches)
     pipeline = SwapPipeline.from_model_dir(model_dir, options)
+    finalize, tags = prepare_signing(input_path, model_dir, output, options.credentials, options.sign_cert,
+                                     options.sign_key, options.watermark is not None)
     is_video = info.kind in ("video", "sequence")  # frames that follow one another in time
     with contextlib.ExitStack() as stack:
-        writer = stack.enter_context(open_writer(output, kind, info, options.video, options.start, options.end))
+        writer = stack.enter_context(open_writer(output, kind, info, options.video, options.start, options.end,
+                                                 finalize=finalize, tags=tags))
         patches = stack.enter_context(PatchWriter(options.patches)) if options.patches else None
         frames = _in_range(open_media(input_path, options.colorspace), options.start, options.end) if is_video \
             else open_media(input_path, options.colorspace)
