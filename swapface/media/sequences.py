@@ -294,11 +294,11 @@ class SequenceWriter:
         self.frames_written += 1
 
 
-def frame_pixels(path: Path, colorspace: str | None) -> tuple[np.ndarray, np.ndarray, PixelSpace, oiio.ImageSpec]:
-    """One frame: (8-bit display RGB, the pixels as stored, their space, header)."""
+def frame_pixels(path: Path, colorspace: str | None) -> tuple[np.ndarray, np.ndarray, PixelSpace]:
+    """One frame: (8-bit display RGB, the pixels as stored, their space)."""
     pixels, spec = read_pixels(path)
     space = pixel_space(pixels.dtype, spec.getattribute("oiio:ColorSpace"), colorspace)
-    return to_rgb8(pixels, space), pixels, space, spec
+    return to_rgb8(pixels, space), pixels, space
 
 
 def colour_summary(path: str | Path, colorspace: str | None) -> str:
