@@ -271,3 +271,18 @@ def test_sequence_frame_rate_and_timecode_reach_a_video(tmp_path: Path) -> None:
     with av.open(str(movie)) as c:
         video = c.streams.video[0]
         assert video.metadata.get("timecode") == "01:00:20:03" and video.average_rate == 25
+
+
+def test_single_exr_frame_in_and_out(exr_plate: Path, tmp_path: Path) -> None:
+    """One EXR file is a one-frame sequence; `-o still.exr` writes one file with the input's header."""
+    frame = exr_plate.parent / "plate.1002.exr"
+    assert probe(frame).kind == "sequence" and probe(frame).frame_count == 1
+    out = tmp_path / "still.exr"
+    stats = swap_media(frame, bundled_model(), out, SwapOptions())
+    assert stats.faces_swapped == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["still.exr"]
+    before, _ = _read(frame)
+    after, spec = _read(out)
+    assert np.array_equal(after[..., 3], before[..., 3]) and spec.getattribute("custom:shot") == "sf_010"
+    assert 0 < np.any(after != before, axis=-1).mean() < 0.5
+    result = runner.invoke(app, ["swap", str(exr_plate), "-m", str(bundled_model()), "-o", str(tmp_path / "one.exr")])
+    assert result.exit_code == 1 and "several frames" in result.output and not (tmp_path / "one.exr").exists()

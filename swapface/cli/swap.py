@@ -13,7 +13,7 @@ from swapface.cli.common import console, user_errors
 from swapface.errors import SwapfaceError
 from swapface.faceset.extract import reference_embedding
 from swapface.media import MediaInfo, probe
-from swapface.media.codecs import CODECS
+from swapface.media.codecs import CODEC_CHOICES, CODECS
 from swapface.media.sequences import colour_summary
 from swapface.media.writer import VideoSettings, output_kind
 from swapface.swap.blend import BLEND_MODES
@@ -64,7 +64,8 @@ def swap_command(
     crf: Annotated[int, typer.Option(help="Video quality (lower is better; 18 is visually lossless for H.264).",
                                      min=0, max=63)] = 18,
     codec: Annotated[str, typer.Option(
-        help="Video codec: auto (VP9 for .webm, else H.264), same (like the input, where an encoder exists), "
+        help=f"Video codec, one of {', '.join(CODEC_CHOICES)}: auto (VP9 for .webm, else H.264), same (like the "
+             "input, where an encoder exists); "
              + "; ".join(f"{name}: {codec.summary}" for name, codec in CODECS.items())
              + ". Bit depth, chroma and alpha are kept where the codec allows; or an FFmpeg encoder name.")] = "auto",
     preset: Annotated[str, typer.Option(help="x264/x265 speed preset (ultrafast ... veryslow).")] = "veryfast",

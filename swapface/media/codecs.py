@@ -92,10 +92,6 @@ class EncoderChoice:
     options: dict[str, str]
     note: str | None = None  # said to the user when `same` could not be honoured
 
-    @property
-    def shape(self) -> PixelShape:
-        return pixel_shape(self.pix_fmt)
-
 
 def resolve_name(codec: str, suffix: str, input_codec: str | None, input_pix_fmt: str | None) -> tuple[str, str | None]:
     """The CODECS key for a `--codec` value (or an FFmpeg encoder name, passed through), and a note."""

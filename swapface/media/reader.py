@@ -328,7 +328,7 @@ def _sequence_frames(sequence: Sequence, colorspace: str | None) -> Iterator[Fra
     fps = sequence_fps(read_spec(sequence.path(first)))
     for index, number in enumerate(sequence.numbers):
         path = sequence.path(number)
-        image, pixels, space, _ = frame_pixels(path, colorspace)
+        image, pixels, space = frame_pixels(path, colorspace)
         yield Frame(index, float((number - first) / fps), image, str(path), number - first, pixels, space,
                     image.copy(), number)
 

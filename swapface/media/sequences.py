@@ -28,6 +28,8 @@ from swapface.media.depth import IntegerSpace, PixelSpace, restore, to_rgb8
 
 # Formats a folder of numbered frames is read as a sequence in (PNG/JPEG folders stay folders of photos).
 FOLDER_SEQUENCE_SUFFIXES = {".exr", ".dpx", ".cin", ".tif", ".tiff"}
+# Film formats OpenCV does not read: a single file of these is a one-frame sequence, in and out.
+SINGLE_FRAME_SUFFIXES = {".exr", ".dpx", ".cin"}
 # Formats a pattern (shot.%04d.png) may name: so that a video called take#2.mp4 stays a video.
 PATTERN_SUFFIXES = FOLDER_SEQUENCE_SUFFIXES | {".png", ".jpg", ".jpeg", ".tga", ".bmp", ".webp", ".sgi", ".hdr",
                                                ".jxl", ".psd"}
@@ -37,7 +39,8 @@ _PLACEHOLDER = re.compile(r"%0?(\d*)d|#+|@+")
 
 @dataclass(frozen=True)
 class Sequence:
-    """Numbered frames `folder/prefix<number>suffix`, the number zero-padded to `padding` digits."""
+    """Numbered frames `folder/prefix<number>suffix`, the number zero-padded to `padding` digits; padding 0
+    is one file, `folder/prefix suffix`, with no number in its name."""
 
     folder: Path
     prefix: str
@@ -46,10 +49,14 @@ class Sequence:
     numbers: tuple[int, ...] = ()
 
     def path(self, number: int) -> Path:
+        if self.padding == 0:
+            return self.folder / f"{self.prefix}{self.suffix}"
         return self.folder / f"{self.prefix}{number:0{self.padding}d}{self.suffix}"
 
     @property
     def pattern(self) -> str:
+        if self.padding == 0:
+            return str(self.path(0))
         return str(self.folder / f"{self.prefix}%0{self.padding}d{self.suffix}")
 
     def missing(self) -> list[int]:
@@ -69,6 +76,24 @@ def parse_pattern(path: str | Path) -> Sequence | None:
     return Sequence(path.parent, path.name[:match.start()], path.name[match.end():], padding)
 
 
+def output_sequence(path: str | Path) -> Sequence | None:
+    """Where a sequence output goes: a pattern, or one EXR/DPX/Cineon file; None for other outputs."""
+    path = Path(path)
+    pattern = parse_pattern(path)
+    if pattern is None and path.suffix.lower() in SINGLE_FRAME_SUFFIXES and _PLACEHOLDER.search(path.name) is None:
+        return Sequence(path.parent, path.name[:-len(path.suffix)], path.suffix, 0)
+    return pattern
+
+
+def _single_file(path: Path) -> Sequence:
+    """One EXR/DPX/Cineon file as a one-frame sequence (numbered as its name says, if it does)."""
+    match = re.match(r"(.*?)(\d+)(\.[^.]+)$", path.name)
+    if match is None:
+        return Sequence(path.parent, path.name[:-len(path.suffix)], path.suffix, 0, (0,))
+    prefix, digits, suffix = match.groups()
+    return Sequence(path.parent, prefix, suffix, len(digits), (int(digits),))
+
+
 def _numbered(folder: Path, prefix: str, suffix: str) -> dict[int, int]:
     """Frame number -> digits, for files `prefix<digits>suffix` in `folder`."""
     rule = re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix) + "$")
@@ -81,8 +106,8 @@ def _numbered(folder: Path, prefix: str, suffix: str) -> dict[int, int]:
 
 
 def find_sequence(path: str | Path) -> Sequence | None:
-    """The sequence `path` names (a pattern, or a folder of numbered EXR/DPX/Cineon/TIFF frames), with its
-    frame numbers; None when `path` is no sequence."""
+    """The sequence `path` names (a pattern, a folder of numbered EXR/DPX/Cineon/TIFF frames, or one
+    EXR/DPX/Cineon file), with its frame numbers; None when `path` is no sequence."""
     path = Path(path)
     pattern = parse_pattern(path)
     if pattern is not None:
@@ -92,6 +117,8 @@ def find_sequence(path: str | Path) -> Sequence | None:
         if not found:
             raise InputError(path, "no frames match this sequence pattern")
         return Sequence(pattern.folder, pattern.prefix, pattern.suffix, pattern.padding, tuple(sorted(found)))
+    if path.is_file() and path.suffix.lower() in SINGLE_FRAME_SUFFIXES:
+        return _single_file(path)
     if not path.is_dir():
         return None
     files = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
@@ -243,6 +270,9 @@ class SequenceWriter:
         from swapface.media.writer import synthetic_tags  # the writer module imports this one
 
         assert self._tmp is not None
+        if self.pattern.padding == 0 and self._names:
+            raise SwapfaceError(f"{self.pattern.pattern}: the input has several frames; name the output with a "
+                                "frame number pattern (out.%04d.exr) or a folder")
         number = frame.number if frame.number is not None else frame.index
         name = self.pattern.path(number).name
         source = Path(frame.source)
@@ -264,11 +294,11 @@ class SequenceWriter:
         self.frames_written += 1
 
 
-def frame_pixels(path: Path, colorspace: str | None) -> tuple[np.ndarray, np.ndarray, PixelSpace, oiio.ImageSpec]:
-    """One frame: (8-bit display RGB, the pixels as stored, their space, header)."""
+def frame_pixels(path: Path, colorspace: str | None) -> tuple[np.ndarray, np.ndarray, PixelSpace]:
+    """One frame: (8-bit display RGB, the pixels as stored, their space)."""
     pixels, spec = read_pixels(path)
     space = pixel_space(pixels.dtype, spec.getattribute("oiio:ColorSpace"), colorspace)
-    return to_rgb8(pixels, space), pixels, space, spec
+    return to_rgb8(pixels, space), pixels, space
 
 
 def colour_summary(path: str | Path, colorspace: str | None) -> str:

@@ -23,7 +23,7 @@ from swapface.media.codecs import EncoderChoice, check_container_takes, choose_e
 from swapface.media.depth import restore_display16
 from swapface.media.images import IMAGE_SUFFIXES
 from swapface.media.reader import Frame, MediaInfo
-from swapface.media.sequences import Sequence, SequenceWriter, find_sequence, parse_pattern
+from swapface.media.sequences import Sequence, SequenceWriter, find_sequence, output_sequence, parse_pattern
 
 SYNTHETIC_KEY = "synthetic"
 SYNTHETIC_VALUE = "face swapped by swapface"
@@ -59,7 +59,7 @@ def output_kind(path: str | Path) -> str:
     """'video', 'image', 'sequence' (a frame-number pattern: shot.%04d.exr, shot.####.dpx) or 'folder',
     from the output path (no extension: a folder of PNGs, or of the input sequence's frames)."""
     suffix = Path(path).suffix.lower()
-    if parse_pattern(path) is not None:
+    if output_sequence(path) is not None:
         return "sequence"
     if suffix in VIDEO_SUFFIXES:
         return "video"
@@ -325,7 +325,7 @@ def open_writer(path: str | Path, kind: str, source: MediaInfo, settings: VideoS
     if kind == "video":
         return VideoWriter(path, source, settings, start, end, finalize=finalize, tags=tags)
     if kind == "sequence":
-        pattern = parse_pattern(path)
+        pattern = output_sequence(path)
         assert pattern is not None
         return SequenceWriter(pattern)
     if kind == "folder" and source.kind == "sequence":

@@ -30,7 +30,7 @@ from swapface.devices import resolve_device
 from swapface.errors import InputError, SwapfaceError
 from swapface.faces import AlignSpec, FaceBackend, alignment_matrix, crop_face, make_backend, transform_points
 from swapface.media import Frame, MediaInfo, open_media, probe
-from swapface.media.sequences import parse_pattern
+from swapface.media.sequences import output_sequence
 from swapface.media.writer import (
     PatchWriter,
     VideoSettings,
@@ -397,7 +397,8 @@ def check_output(input_info: MediaInfo, output: Path, model_dir: Path | None = N
     no input and can be written."""
     kind = output_kind(output)
     is_folder = kind == "folder"
-    named = parse_pattern(output).pattern if kind == "sequence" else output  # shot.####.exr is shot.%04d.exr
+    sequence = output_sequence(output)
+    named = sequence.pattern if sequence is not None else output  # shot.####.exr is shot.%04d.exr
     check_outputs([input_info.path, model_dir], files=[None if is_folder else named],
                   folders=[output if is_folder else None, patches])
     if kind == "video" and input_info.kind not in ("video", "sequence"):
