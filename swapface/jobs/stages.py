@@ -27,8 +27,9 @@ class JobFailed(SwapfaceError):
 class Reporter:
     """Throttled progress writes to the job row."""
 
-    def __init__(self, store: Store, job_id: str) -> None:
+    def __init__(self, store: Store, job_id: str, carried: dict[str, Any] | None = None) -> None:
         self.store, self.job_id, self.last = store, job_id, 0.0
+        self.carried = dict(carried or {})  # kept in every write (e.g. the stage's messages)
 
     def __call__(self, progress: float, force: bool = False, **info: Any) -> None:
         now = time.monotonic()
@@ -36,7 +37,11 @@ class Reporter:
             return
         self.last = now
         self.store.update_job(self.job_id, only_if_state=("running",),
-                              progress=max(0.0, min(1.0, progress)), info=info)
+                              progress=max(0.0, min(1.0, progress)), info={**self.carried, **info})
+
+    def message(self, text: str) -> None:
+        """A line from the stage (e.g. "resumed ... at step 40"): the last few stay in the job's info."""
+        self.carried["messages"] = [*self.carried.get("messages", [])[-4:], text]
 
 
 def _input_job(store: Store, job_id: str, kind: str) -> Job:
@@ -107,6 +112,7 @@ def run_train(store: Store, data: DataDir, job: Job, device: str, report: Report
     faceset_a = data.faceset(_input_job(store, inputs.a, "extract").id)
     faceset_b = data.faceset(_input_job(store, inputs.b, "extract").id)
     trained_before = float(job.info.get("trained_s", 0.0))
+    report.carried["messages"] = job.info.get("messages", [])
     budget = None if o.time_limit is None else max(1.0, o.time_limit * 60 - trained_before)
     started = time.monotonic()
 
@@ -127,10 +133,10 @@ def run_train(store: Store, data: DataDir, job: Job, device: str, report: Report
                loss=round(p.metrics.get("loss", float("nan")), 5))
 
     result = train(faceset_a, faceset_b, data.model(job.id), _train_options(o, device, budget), progress=show,
-                   message=lambda _text: None)
+                   message=report.message)
     trained = trained_before + time.monotonic() - started
     current = store.get_job(job.id)
-    info = dict(current.info if current else {}, step=result.step, trained_s=round(trained, 1))
+    info = dict(current.info if current else {}, **report.carried, step=result.step, trained_s=round(trained, 1))
     store.update_job(job.id, info=info)
     if result.interrupted and (current is None or current.control != "stop"):
         return None  # paused, cancelled or the server stopped: the checkpoint is saved, nothing to publish
