@@ -1,0 +1,255 @@
+"""The job API of `swapface serve`: auth, uploads, validation, jobs end to end, kill and restart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from swapface.media.writer import read_synthetic_tag
+from swapface.serve.app import create_app
+from swapface.serve.config import ServeConfig
+from tests.conftest import VIDEOS
+from tests.serve_helpers import TOKEN, Server, submit, upload, wait_for
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+CLIP_A, CLIP_B = VIDEOS / "lp_d1.mp4", VIDEOS / "lp_d2.mp4"  # 16 frames each
+EXTRACT = {"size": 64, "min_face": 40}
+
+
+def make_client(data: Path, run_jobs: bool = False, **config) -> TestClient:
+    app = create_app(ServeConfig(data=data, token=TOKEN, run_jobs=run_jobs, gpus=(), **config))
+    return TestClient(app, headers=AUTH)
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> TestClient:
+    with make_client(tmp_path / "data") as c:
+        yield c
+
+
+def stored_files(data: Path) -> list[Path]:
+    return sorted(p for p in (data / "files").iterdir())
+
+
+PROTECTED = [("get", "/api/projects"), ("post", "/api/projects"), ("get", "/api/projects/x"),
+             ("post", "/api/files"), ("get", "/api/files"), ("get", "/api/files/x"), ("get", "/api/files/x/info"),
+             ("post", "/api/uploads"), ("get", "/api/uploads/x"), ("patch", "/api/uploads/x"),
+             ("post", "/api/jobs"), ("get", "/api/jobs"), ("get", "/api/jobs/x"), ("get", "/api/jobs/x/events"),
+             ("delete", "/api/jobs/x"), ("post", "/api/jobs/x/pause"), ("post", "/api/jobs/x/resume"),
+             ("post", "/api/jobs/x/stop"), ("get", "/api/jobs/x/faces"), ("get", "/api/jobs/x/faces/f.png"),
+             ("delete", "/api/jobs/x/faces/f.png"), ("get", "/api/jobs/x/metrics"), ("get", "/api/jobs/x/preview")]
+
+
+def test_health_needs_no_token_and_everything_else_does(tmp_path: Path) -> None:
+    with make_client(tmp_path / "data") as c:
+        c.headers.clear()
+        assert c.get("/api/health").json() == {"status": "ok"}
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
+            for method, path in PROTECTED:
+                response = c.request(method, path, headers=headers)
+                assert response.status_code == 401, (method, path, headers)
+                assert response.headers["www-authenticate"] == "Bearer"
+        assert c.get("/api/jobs", headers=AUTH).status_code == 200
+        assert c.get("/openapi.json").status_code == 200  # the docs at /docs
+
+
+def test_browser_cookie_needs_the_header_other_sites_cannot_send(tmp_path: Path) -> None:
+    with make_client(tmp_path / "data") as c:
+        c.headers.clear()
+        assert c.post("/api/session", json={"token": "wrong"}).status_code == 401
+        assert c.post("/api/session", json={"token": TOKEN}).status_code == 204
+        assert c.get("/api/projects").status_code == 200  # reads with the cookie
+        assert c.post("/api/projects", json={"name": "p"}).status_code == 401  # a forged cross-site form
+        assert c.post("/api/projects", json={"name": "p"}, headers={"X-Swapface": "1"}).status_code == 201
+
+
+def test_upload_and_download_keep_the_bytes(client: TestClient, tmp_path: Path) -> None:
+    project = client.post("/api/projects", json={"name": "interview"}).json()
+    with open(CLIP_A, "rb") as fh:
+        response = client.post("/api/files", files={"file": ("clip.mp4", fh)}, data={"project": project["id"],
+                                                                                      "label": "a"})
+    assert response.status_code == 201, response.text
+    info = response.json()
+    assert (info["kind"], info["name"], info["label"]) == ("video", "clip.mp4", "a")
+    assert info["size"] == CLIP_A.stat().st_size
+    download = client.get(f"/api/files/{info['id']}")
+    assert download.status_code == 200 and download.content == CLIP_A.read_bytes()
+    assert download.headers["content-type"] == "video/mp4"
+    assert client.get(f"/api/files/{info['id']}", headers={"Range": "bytes=0-99"}).status_code == 206
+    listed = client.get("/api/projects/" + project["id"]).json()
+    assert [f["id"] for f in listed["files"]] == [info["id"]]
+    assert client.get("/api/files/" + "0" * 32).status_code == 404
+
+
+def test_an_image_is_stored_as_an_image(client: TestClient, data_dir: Path) -> None:
+    still = sorted((data_dir / "stills").glob("*.jpg"))[0]
+    with open(still, "rb") as fh:
+        info = client.post("/api/files", files={"file": ("photo.bin", fh)}).json()
+    assert info["kind"] == "image"
+    assert client.get(f"/api/files/{info['id']}").headers["content-type"] == "image/jpeg"
+
+
+def test_upload_over_the_limit_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with make_client(data, max_upload=10_000) as c:
+        with open(CLIP_A, "rb") as fh:
+            response = c.post("/api/files", files={"file": ("big.mp4", fh)})
+        assert response.status_code == 413
+        assert c.post("/api/uploads", json={"name": "big.mp4", "size": 10_001}).status_code == 413
+        assert stored_files(data) == [] and list((data / "uploads").iterdir()) == []
+
+
+def test_a_file_that_is_not_media_is_refused(client: TestClient, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    response = client.post("/api/files", files={"file": ("notes.mp4", b"this is text, not a video\n" * 100)})
+    assert response.status_code == 415
+    assert response.json()["detail"].startswith("notes.mp4: ")
+    assert "\n" not in response.json()["detail"]
+    truncated = CLIP_A.read_bytes()[: CLIP_A.stat().st_size // 2]
+    assert client.post("/api/files", files={"file": ("cut.mp4", truncated)}).status_code == 415
+    assert stored_files(data) == [] and list((data / "uploads").iterdir()) == []
+    assert client.get("/api/files").json() == []
+
+
+def test_a_client_file_name_is_never_a_path(client: TestClient, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with open(CLIP_A, "rb") as fh:
+        info = client.post("/api/files", files={"file": ("../../x", fh)}).json()
+    assert info["name"] == "x"
+    assert not (tmp_path / "x").exists() and not (data.parent / "x").exists()
+    assert [p.name for p in stored_files(data)] == [f"{info['id']}.mp4"]
+    assert client.get(f"/api/files/{info['id']}").content == CLIP_A.read_bytes()
+
+
+def test_resumable_upload_survives_a_server_restart(tmp_path: Path) -> None:
+    data, content = tmp_path / "data", CLIP_B.read_bytes()
+    half = len(content) // 2
+    with make_client(data) as c:
+        upload_id = c.post("/api/uploads", json={"name": "b.mp4", "size": len(content), "label": "b"}).json()["id"]
+        response = c.patch(f"/api/uploads/{upload_id}", content=content[:half], headers={"Upload-Offset": "0"})
+        assert response.json() == {"id": upload_id, "offset": half, "size": len(content), "done": False}
+        assert c.get(f"/api/files/{upload_id}").status_code == 404  # not downloadable until complete
+    with make_client(data) as c:  # a new server on the same data folder
+        assert c.get(f"/api/uploads/{upload_id}").json()["offset"] == half
+        wrong = c.patch(f"/api/uploads/{upload_id}", content=content[half:], headers={"Upload-Offset": "0"})
+        assert wrong.status_code == 409 and wrong.headers["upload-offset"] == str(half)
+        done = c.patch(f"/api/uploads/{upload_id}", content=content[half:], headers={"Upload-Offset": str(half)})
+        assert done.status_code == 200 and done.json()["done"] and done.json()["file"]["kind"] == "video"
+        assert c.get(f"/api/files/{upload_id}").content == content
+        too_much = c.patch(f"/api/uploads/{upload_id}", content=b"x", headers={"Upload-Offset": str(len(content))})
+        assert too_much.status_code == 409
+
+
+def test_job_requests_are_validated(client: TestClient) -> None:
+    video = upload(client, CLIP_A)
+    for body in ({"kind": "paint", "inputs": {}}, {"kind": "extract", "inputs": {"files": []}},
+                 {"kind": "extract", "inputs": {"files": [video]}, "options": {"sise": 64}},
+                 {"kind": "extract", "inputs": {"files": [video]}, "options": {"size": 32}},
+                 {"kind": "extract", "inputs": {"files": ["nope"]}},
+                 {"kind": "train", "inputs": {"a": "x", "b": "y"}, "options": {"steps": 5}},
+                 {"kind": "swap", "inputs": {"model": "x", "video": video}, "options": {"blend": "smudge"}},
+                 {"kind": "extract", "inputs": {"files": [video]}, "project": "no-such-project"}):
+        response = client.post("/api/jobs", json=body)
+        assert response.status_code in (404, 422), (body, response.text)
+    extract_job = submit(client, "extract", {"files": [video]}, EXTRACT)
+    no_end = client.post("/api/jobs", json={"kind": "train", "inputs": {"a": extract_job, "b": extract_job}})
+    assert no_end.status_code == 422 and "steps or time_limit" in no_end.text
+
+
+def test_cancel_a_queued_job_and_its_dependants_fail(client: TestClient, tmp_path: Path) -> None:
+    video = upload(client, CLIP_A)
+    first = submit(client, "extract", {"files": [video]}, EXTRACT)
+    train = submit(client, "train", {"a": first, "b": first}, {"steps": 5})
+    job = client.get(f"/api/jobs/{first}").json()
+    assert {k: job[k] for k in ("kind", "state", "progress", "outputs", "error")} == \
+        {"kind": "extract", "state": "queued", "progress": 0.0, "outputs": {}, "error": None}
+    assert client.delete(f"/api/jobs/{first}").json()["state"] == "cancelled"
+    assert client.delete(f"/api/jobs/{first}").status_code == 409
+    assert client.post(f"/api/jobs/{first}/pause").status_code == 409  # not a training job
+    from swapface.jobs.scheduler import Scheduler
+
+    scheduler = Scheduler(client.app.state.store, client.app.state.data, gpus=[])
+    scheduler.tick()
+    job = client.get(f"/api/jobs/{train}").json()
+    assert job["state"] == "failed" and job["error"] == f"input job {first} cancelled"
+    events = client.get(f"/api/jobs/{train}/events")
+    assert events.headers["content-type"].startswith("text/event-stream")
+    assert json.loads(events.text.split("data: ")[1])["state"] == "failed"
+
+
+@pytest.mark.slow
+def test_jobs_run_end_to_end_in_worker_processes(tmp_path: Path) -> None:
+    """extract both clips, train the tiny preset, swap, evaluate; faces, curves, previews, events."""
+    with make_client(tmp_path / "data", run_jobs=True) as c:
+        a, b = upload(c, CLIP_A), upload(c, CLIP_B)
+        ea = submit(c, "extract", {"files": [a]}, EXTRACT)
+        eb = submit(c, "extract", {"files": [b]}, EXTRACT)
+        train = submit(c, "train", {"a": ea, "b": eb}, {"preset": "tiny", "steps": 10, "batch_size": 4,
+                                                        "log_every": 5, "preview_every": 5})
+        swap = submit(c, "swap", {"model": train, "video": a})
+        preview = submit(c, "swap", {"model": train, "video": a}, {"preview_at": 0.2, "blend": "feather"})
+        evaluation = submit(c, "eval", {"swap": swap}, {"min_face": 40})
+        first = wait_for(c, ea)
+        assert first["state"] == "done" and first["outputs"]["faces"] == 16, first
+        faces = c.get(f"/api/jobs/{ea}/faces").json()
+        assert faces["count"] == 16
+        name = faces["faces"][0]["name"]
+        assert c.get(f"/api/jobs/{ea}/faces/{name}").content[:8] == b"\x89PNG\r\n\x1a\n"
+        assert c.get(f"/api/jobs/{ea}/faces/..%2Ffaceset.sqlite").status_code == 404
+        assert c.delete(f"/api/jobs/{ea}/faces/{name}").json()["count"] == 15
+
+        events = c.get(f"/api/jobs/{train}/events").text  # streams until the job ends
+        states = [json.loads(line[6:])["state"] for line in events.splitlines() if line.startswith("data: ")]
+        assert states[-1] == "done" and "running" in states, states
+        job = c.get(f"/api/jobs/{train}").json()
+        assert job["outputs"] == {"step": 10} and job["progress"] == 1.0
+        assert [row["step"] for row in c.get(f"/api/jobs/{train}/metrics").json()] == [5, 10]
+        assert c.get(f"/api/jobs/{train}/preview").headers["content-type"] == "image/png"
+
+        swapped = wait_for(c, swap)
+        assert swapped["state"] == "done", swapped
+        video = c.get(f"/api/files/{swapped['outputs']['file']}")
+        out = tmp_path / "swapped.mp4"
+        out.write_bytes(video.content)
+        assert read_synthetic_tag(out)
+        still = wait_for(c, preview)
+        assert c.get(f"/api/files/{still['outputs']['file']}").content[:4] == b"\x89PNG"
+
+        report = wait_for(c, evaluation)
+        assert report["state"] == "done", report
+        html = c.get(f"/api/files/{report['outputs']['report']}")
+        assert html.headers["content-type"].startswith("text/html") and "<html" in html.text.lower()
+        numbers = c.get(f"/api/files/{report['outputs']['json']}").json()
+        assert numbers["video"]["frames"]["total"] == 16
+
+
+@pytest.mark.slow
+def test_training_survives_sigkill_of_the_server(tmp_path: Path) -> None:
+    """SIGKILL `swapface serve` mid-training: after a restart the job resumes from its checkpoint and ends."""
+    data = tmp_path / "data"
+    server = Server(data).start()
+    try:
+        with server.client() as c:
+            ea = submit(c, "extract", {"files": [upload(c, CLIP_A)]}, EXTRACT)
+            eb = submit(c, "extract", {"files": [upload(c, CLIP_B)]}, EXTRACT)
+            train = submit(c, "train", {"a": ea, "b": eb}, {"preset": "tiny", "steps": 60, "batch_size": 4,
+                                                            "save_every": 10, "log_every": 5, "preview_every": 30})
+            queued = submit(c, "swap", {"model": train, "video": upload(c, CLIP_B)}, {"direction": "b2a"})
+            wait_for(c, train, until=lambda job: job["info"].get("step", 0) >= 20, timeout=300)
+        server.kill()
+    finally:
+        server.stop()
+    server = Server(data).start()  # the same data folder, as after a crash
+    try:
+        with server.client() as c:
+            job = wait_for(c, train, timeout=600)
+            assert job["state"] == "done" and job["outputs"]["step"] == 60, job
+            resumed = [m for m in job["info"]["messages"] if m.startswith("resumed")]
+            assert resumed and int(resumed[-1].rsplit(" ", 1)[1]) >= 10, job["info"]
+            assert wait_for(c, queued)["state"] == "done"  # the job queued behind it ran too
+            assert c.get(f"/api/jobs/{ea}").json()["outputs"]["faces"] == 16  # finished outputs are still there
+    finally:
+        server.stop()
