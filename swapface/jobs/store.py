@@ -58,6 +58,7 @@ class Job(SQLModel, table=True):
     id: str = Field(default_factory=new_id, primary_key=True)
     project_id: str | None = Field(default=None, index=True)
     kind: str
+    label: str | None = None  # what the job is for in its project, e.g. "a" (extract person A)
     state: str = Field(default="queued", index=True)
     progress: float = 0.0
     inputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))

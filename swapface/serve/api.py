@@ -57,6 +57,7 @@ class JobIn(_Strict):
     inputs: dict[str, Any]
     options: dict[str, Any] = Field(default_factory=dict)
     project: str | None = Field(None, max_length=64)
+    label: str | None = Field(None, max_length=32)
 
     @field_validator("kind")
     @classmethod
@@ -80,8 +81,8 @@ class SessionIn(_Strict):
 def job_json(job: Job) -> dict[str, Any]:
     return {"id": job.id, "kind": job.kind, "state": job.state, "progress": round(job.progress, 4),
             "outputs": job.outputs, "error": job.error, "inputs": job.inputs, "options": job.options,
-            "info": job.info, "project": job.project_id, "device": job.device, "created": job.created,
-            "started": job.started, "finished": job.finished, "stopping": job.control == "stop"}
+            "info": job.info, "project": job.project_id, "label": job.label, "device": job.device,
+            "created": job.created, "started": job.started, "finished": job.finished, "stopping": job.control == "stop"}
 
 
 def file_json(row: StoredFile) -> dict[str, Any]:
@@ -319,7 +320,7 @@ def create_job(body: JobIn, request: Request) -> dict[str, Any]:
     except ValidationError as exc:
         raise HTTPException(422, [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]) from None
     _check_references(store, body.kind, inputs)
-    job = store.add(Job(project_id=_project(store, body.project), kind=body.kind,
+    job = store.add(Job(project_id=_project(store, body.project), kind=body.kind, label=check_label(body.label),
                         inputs=inputs.model_dump(), options=options.model_dump(exclude_unset=True)))
     return job_json(job)
 
