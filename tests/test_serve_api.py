@@ -235,10 +235,10 @@ def test_training_survives_sigkill_of_the_server(tmp_path: Path) -> None:
         with server.client() as c:
             ea = submit(c, "extract", {"files": [upload(c, CLIP_A)]}, EXTRACT)
             eb = submit(c, "extract", {"files": [upload(c, CLIP_B)]}, EXTRACT)
-            train = submit(c, "train", {"a": ea, "b": eb}, {"preset": "tiny", "steps": 60, "batch_size": 4,
-                                                            "save_every": 10, "log_every": 5, "preview_every": 30})
+            train = submit(c, "train", {"a": ea, "b": eb}, {"preset": "tiny", "steps": 20, "batch_size": 2,
+                                                            "save_every": 5, "log_every": 5, "preview_every": 20})
             queued = submit(c, "swap", {"model": train, "video": upload(c, CLIP_B)}, {"direction": "b2a"})
-            wait_for(c, train, until=lambda job: job["info"].get("step", 0) >= 20, timeout=300)
+            wait_for(c, train, until=lambda job: job["info"].get("step", 0) >= 10, timeout=600)
         server.kill()
     finally:
         server.stop()
@@ -246,10 +246,27 @@ def test_training_survives_sigkill_of_the_server(tmp_path: Path) -> None:
     try:
         with server.client() as c:
             job = wait_for(c, train, timeout=600)
-            assert job["state"] == "done" and job["outputs"]["step"] == 60, job
+            assert job["state"] == "done" and job["outputs"]["step"] == 20, job
             resumed = [m for m in job["info"]["messages"] if m.startswith("resumed")]
             assert resumed and int(resumed[-1].rsplit(" ", 1)[1]) >= 10, job["info"]
             assert wait_for(c, queued)["state"] == "done"  # the job queued behind it ran too
             assert c.get(f"/api/jobs/{ea}").json()["outputs"]["faces"] == 16  # finished outputs are still there
     finally:
         server.stop()
+
+
+def test_pages_need_the_sign_in_and_ship_their_assets(tmp_path: Path) -> None:
+    with make_client(tmp_path / "data") as c:
+        c.headers.clear()
+        assert c.get("/", follow_redirects=False).headers["location"] == "/login"
+        assert "Access token" in c.get("/login").text
+        c.post("/api/session", json={"token": TOKEN})
+        project = c.post("/api/projects", json={"name": "<b>scene 12</b>"}, headers={"X-Swapface": "1"}).json()
+        index = c.get("/").text
+        assert "&lt;b&gt;scene 12&lt;/b&gt;" in index and "<b>scene" not in index  # names are escaped
+        page = c.get(f"/projects/{project['id']}").text
+        for asset in ("/static/app.js", "/static/project.js", "/static/app.css", "/static/vendor/chart.min.js"):
+            assert asset in page or asset in index
+            assert c.get(asset).status_code == 200, asset
+        assert "http://" not in page and "https://" not in page  # nothing loads from elsewhere
+        assert c.get("/projects/nope").status_code == 404
