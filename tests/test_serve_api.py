@@ -270,3 +270,27 @@ def test_pages_need_the_sign_in_and_ship_their_assets(tmp_path: Path) -> None:
             assert c.get(asset).status_code == 200, asset
         assert "http://" not in page and "https://" not in page  # nothing loads from elsewhere
         assert c.get("/projects/nope").status_code == 404
+
+
+def test_training_jobs_pause_resume_and_stop(client: TestClient) -> None:
+    extract_job = submit(client, "extract", {"files": [upload(client, CLIP_A)]}, EXTRACT)
+    train = submit(client, "train", {"a": extract_job, "b": extract_job}, {"preset": "tiny", "steps": 5})
+    assert client.post(f"/api/jobs/{train}/pause").json()["state"] == "paused"
+    assert client.post(f"/api/jobs/{train}/pause").status_code == 409
+    assert client.post(f"/api/jobs/{train}/resume").json()["state"] == "queued"
+    assert client.post(f"/api/jobs/{train}/resume").status_code == 409
+    assert client.post(f"/api/jobs/{train}/stop").json()["state"] == "cancelled"  # nothing trained to keep
+    assert client.get(f"/api/jobs/{train}/metrics").json() == []
+    assert client.get(f"/api/jobs/{train}/preview").status_code == 404
+    assert client.get(f"/api/jobs/{extract_job}/metrics").status_code == 409
+
+
+def test_the_token_is_made_once_and_kept_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from swapface.serve.auth import TOKEN_ENV, load_token
+
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    token, new = load_token(tmp_path)
+    assert new and len(token) >= 32 and (tmp_path / "token").stat().st_mode & 0o077 == 0
+    assert load_token(tmp_path) == (token, False)
+    monkeypatch.setenv(TOKEN_ENV, "from-the-environment")
+    assert load_token(tmp_path) == ("from-the-environment", False)

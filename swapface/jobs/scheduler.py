@@ -30,6 +30,17 @@ def input_job_ids(job: Job) -> list[str]:
     return [job.inputs[key] for key in keys if isinstance(job.inputs.get(key), str)]
 
 
+def finish_stopped_training(store: Store, data: DataDir, job: Job) -> None:
+    """A training job stopped by request: done with the model as saved, or cancelled if none was saved."""
+    from swapface.modeldir import WEIGHTS_FILE
+
+    if (data.model(job.id) / WEIGHTS_FILE).is_file():
+        store.update_job(job.id, only_if_state=(job.state,), state="done", progress=1.0, finished=time.time(),
+                         outputs={"step": int(job.info.get("step", 0))})
+    else:
+        store.update_job(job.id, only_if_state=(job.state,), state="cancelled", finished=time.time())
+
+
 @dataclass
 class _Running:
     process: multiprocessing.Process
@@ -91,7 +102,9 @@ class Scheduler:
             if not entry.process.is_alive():
                 entry.process.join()
                 del self.running[job_id]
-                if job is not None and job.state == "running":  # died without a word: a crash, or OOM kill
+                if job is not None and job.state == "running" and entry.signalled and job.control == "stop":
+                    finish_stopped_training(self.store, self.data, job)  # stopped before training began
+                elif job is not None and job.state == "running":  # died without a word: a crash, or OOM kill
                     self.store.update_job(job_id, only_if_state=("running",), state="failed",
                                           error=f"worker process ended unexpectedly (exit code "
                                                 f"{entry.process.exitcode})", finished=time.time())

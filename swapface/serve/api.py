@@ -21,6 +21,7 @@ from sqlmodel import select
 
 from swapface.jobs.layout import DataDir
 from swapface.jobs.options import parse
+from swapface.jobs.scheduler import finish_stopped_training
 from swapface.jobs.store import FINAL_STATES, JOB_KINDS, Job, Project, Store, StoredFile
 from swapface.serve.auth import COOKIE, require_token, token_matches
 from swapface.serve.config import CHUNK_LIMIT
@@ -406,9 +407,9 @@ def stop_job(job_id: str, request: Request) -> dict[str, Any]:
     """End training now, keeping the model as trained so far (the job ends done)."""
     store = _store(request)
     job = _train_job(store, job_id)
-    if job.state == "paused":
-        store.update_job(job_id, only_if_state=("paused",), state="queued", control="stop")
-    elif not store.update_job(job_id, only_if_state=("queued", "running"), control="stop"):
+    if job.state in ("queued", "paused"):  # not training now: keep what a paused run saved
+        finish_stopped_training(store, _data(request), job)
+    elif not store.update_job(job_id, only_if_state=("running",), control="stop"):
         raise HTTPException(409, f"job is already {job.state}")
     return job_json(_job(store, job_id))
 
