@@ -9,7 +9,7 @@ const projectId = document.getElementById("project").dataset.id;
 let project = { files: [], jobs: [] };
 const uploading = new Map();  // file id -> {name, side, sent, size, error}
 const facesShown = {};  // side -> "job id:state:count" drawn last
-let chart = null, chartJob = null, chartStep = 0, trainEvents = null, previewStep = -1;
+let chart = null, chartJob = null, chartStep = 0, trainEvents = null, previewStep = "";
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -203,7 +203,7 @@ function renderTraining() {
     controls.querySelector('[data-action="stop"]').disabled = job.state !== "running" || job.stopping;
   }
   if (!job) return;
-  if (chartJob !== job.id) { chartJob = job.id; chartStep = 0; previewStep = -1; makeChart(); }
+  if (chartJob !== job.id) { chartJob = job.id; chartStep = 0; previewStep = ""; makeChart(); }
   updateCurves(job);
   if (job.state === "running" && !trainEvents) {
     trainEvents = new EventSource(`/api/jobs/${job.id}/events`);
@@ -241,11 +241,12 @@ async function updateCurves(job) {
       chartStep = rows[rows.length - 1].step;
     }
   }
-  if (step !== previewStep) {
-    previewStep = step;
+  const key = `${step}:${job.state}`;  // the loop reports a step before it writes that step's preview
+  if (key !== previewStep) {
+    previewStep = key;
     const image = document.getElementById("train-preview");
     image.onload = () => { image.hidden = false; };
-    image.src = `/api/jobs/${job.id}/preview?step=${step}`;
+    image.src = `/api/jobs/${job.id}/preview?at=${encodeURIComponent(key)}`;
   }
 }
 
