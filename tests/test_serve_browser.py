@@ -71,7 +71,7 @@ def test_a_person_swaps_faces_in_the_browser(tmp_path: Path) -> None:
             page.get_by_role("button", name="Swap the video").click()
             expect(page.locator("#result")).to_be_visible(timeout=JOB_TIMEOUT_MS)
             page.wait_for_function("document.getElementById('swapped-video').duration > 0")
-            page.evaluate("document.getElementById('swapped-video').play()")
+            page.get_by_role("button", name="Play", exact=True).click()
             page.wait_for_function("document.getElementById('swapped-video').currentTime > 0")
             page.locator("#split").fill("30")
             expect(page.locator("#download")).to_have_attribute("href", "/api/files/" + _last_file(page) +

@@ -154,7 +154,7 @@ async function drawFaces(card, job) {
   const faces = await api("GET", `/api/jobs/${job.id}/faces`);
   count.textContent = `${faces.count} faces`;
   grid.replaceChildren(...faces.faces.map((face) => el("button", {
-    type: "button", role: "listitem", "aria-label": `Remove face from ${face.source}, frame ${face.frame}`,
+    type: "button", "aria-label": `Remove face from ${face.source}, frame ${face.frame}`,
     title: "Remove this face", disabled: job.state === "running",
     onclick: async (event) => {
       event.currentTarget.disabled = true;
@@ -278,6 +278,13 @@ function setUpSwap() {
     swapped.addEventListener(name, () => { source.currentTime = swapped.currentTime; source.playbackRate = swapped.playbackRate; if (name === "play") source.play(); if (name === "pause") source.pause(); });
   }
   swapped.addEventListener("loadedmetadata", () => { document.getElementById("video-info").textContent = `(${swapped.duration.toFixed(2)} s)`; });
+  // one button drives both videos: native controls would be cut in half by the split
+  const play = document.getElementById("play");
+  play.addEventListener("click", () => { if (swapped.paused) swapped.play(); else swapped.pause(); });
+  swapped.addEventListener("play", () => { play.textContent = "Pause"; });
+  swapped.addEventListener("pause", () => { play.textContent = "Play"; });
+  swapped.addEventListener("ended", () => { play.textContent = "Play again"; });
+  swapped.addEventListener("timeupdate", () => { document.getElementById("video-time").textContent = `${swapped.currentTime.toFixed(2)} s of ${swapped.duration.toFixed(2)} s`; });
   document.getElementById("evaluate").addEventListener("click", async () => {
     const swap = latestDone("swap", "swap");
     if (!swap) { notice("Swap a whole video first."); return; }
