@@ -3,6 +3,7 @@ extract, train the tiny preset a few steps, swap, watch the result play, read th
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 JOB_TIMEOUT_MS = 600_000
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "serve-browser"  # gitignored
 
 
 @pytest.mark.slow
@@ -21,8 +23,9 @@ def test_a_person_swaps_faces_in_the_browser(tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     assert CHROMIUM.is_file(), "Debian's chromium is missing: apt-get install -y chromium"
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
+    shots = SCREENSHOTS
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
     server = Server(tmp_path / "data").start()
     try:
         with sync_playwright() as playwright:
