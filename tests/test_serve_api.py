@@ -294,3 +294,22 @@ def test_the_token_is_made_once_and_kept_private(tmp_path: Path, monkeypatch: py
     assert load_token(tmp_path) == (token, False)
     monkeypatch.setenv(TOKEN_ENV, "from-the-environment")
     assert load_token(tmp_path) == ("from-the-environment", False)
+
+
+def test_one_gpu_job_per_device_and_a_cpu_limit(tmp_path: Path) -> None:
+    from swapface.jobs.layout import DataDir
+    from swapface.jobs.scheduler import Scheduler, _Running
+    from swapface.jobs.store import Store, sqlite_url
+
+    scheduler = Scheduler(Store(sqlite_url(tmp_path)), DataDir(tmp_path), cpu_jobs=2, gpus=["cuda:0", "cuda:1"])
+    assert scheduler._free_device("train") == "cuda:0"
+    scheduler.running["t1"] = _Running(None, "cuda:0")
+    assert scheduler._free_device("swap") == "cuda:1"
+    scheduler.running["t2"] = _Running(None, "cuda:1")
+    assert scheduler._free_device("train") is None  # waits for a GPU
+    assert scheduler._free_device("extract") == "cpu"
+    scheduler.running["e1"] = _Running(None, "cpu")
+    assert scheduler._free_device("eval") == "cpu"
+    scheduler.running["e2"] = _Running(None, "cpu")
+    assert scheduler._free_device("extract") is None
+    assert Scheduler(scheduler.store, scheduler.data, gpus=[])._free_device("train") == "cpu"

@@ -118,10 +118,8 @@ class Scheduler:
 
     def _free_device(self, kind: str) -> str | None:
         busy = {entry.device for entry in self.running.values()}
-        if kind in GPU_KINDS:
-            for gpu in self.gpus:
-                if gpu not in busy:
-                    return gpu
+        if kind in GPU_KINDS and self.gpus:  # waits for a GPU rather than crawl on the CPU
+            return next((gpu for gpu in self.gpus if gpu not in busy), None)
         cpu_busy = sum(entry.device == "cpu" for entry in self.running.values())
         return "cpu" if cpu_busy < self.cpu_jobs else None
 
