@@ -223,7 +223,7 @@ function makeChart() {
   if (typeof Chart === "undefined") return;
   chart = new Chart(document.getElementById("loss-chart"), {
     type: "line",
-    data: { datasets: SERIES.map(([key, color]) => ({ label: key, data: [], borderColor: color, backgroundColor: color, pointRadius: 0, borderWidth: 2 })) },
+    data: { datasets: SERIES.map(([key, color]) => ({ label: key, data: [], borderColor: color, backgroundColor: color, pointRadius: 2, borderWidth: 2 })) },
     options: { animation: false, maintainAspectRatio: false, parsing: false, scales: { x: { type: "linear", title: { display: true, text: "step" } }, y: { type: "logarithmic" } } },
   });
 }
