@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -187,7 +188,7 @@ def test_jobs_run_end_to_end_in_worker_processes(tmp_path: Path) -> None:
         a, b = upload(c, CLIP_A), upload(c, CLIP_B)
         ea = submit(c, "extract", {"files": [a]}, EXTRACT)
         eb = submit(c, "extract", {"files": [b]}, EXTRACT)
-        train = submit(c, "train", {"a": ea, "b": eb}, {"preset": "tiny", "steps": 10, "batch_size": 4,
+        train = submit(c, "train", {"a": ea, "b": eb}, {"preset": "tiny", "steps": 15, "batch_size": 4,
                                                         "log_every": 5, "preview_every": 5})
         swap = submit(c, "swap", {"model": train, "video": a})
         preview = submit(c, "swap", {"model": train, "video": a}, {"preview_at": 0.2, "blend": "feather"})
@@ -201,12 +202,22 @@ def test_jobs_run_end_to_end_in_worker_processes(tmp_path: Path) -> None:
         assert c.get(f"/api/jobs/{ea}/faces/..%2Ffaceset.sqlite").status_code == 404
         assert c.delete(f"/api/jobs/{ea}/faces/{name}").json()["count"] == 15
 
+        wait_for(c, train, until=lambda job: job["info"].get("step", 0) >= 5, timeout=600)
+        assert c.post(f"/api/jobs/{train}/pause").json()["state"] == "paused"
+        scheduler = c.app.state.scheduler
+        deadline = time.monotonic() + 300
+        while train in scheduler.running and time.monotonic() < deadline:  # the worker saves and exits
+            time.sleep(0.2)
+        assert train not in scheduler.running and c.get(f"/api/jobs/{train}").json()["state"] == "paused"
+        assert c.post(f"/api/jobs/{train}/resume").json()["state"] == "queued"
         events = c.get(f"/api/jobs/{train}/events").text  # streams until the job ends
         states = [json.loads(line[6:])["state"] for line in events.splitlines() if line.startswith("data: ")]
         assert states[-1] == "done" and "running" in states, states
         job = c.get(f"/api/jobs/{train}").json()
-        assert job["outputs"] == {"step": 10} and job["progress"] == 1.0
-        assert [row["step"] for row in c.get(f"/api/jobs/{train}/metrics").json()] == [5, 10]
+        assert job["outputs"] == {"step": 15} and job["progress"] == 1.0
+        resumed = [m for m in job["info"]["messages"] if m.startswith("resumed")]
+        assert resumed and resumed[-1].endswith("at step 10"), job["info"]  # paused at the next sync point
+        assert [row["step"] for row in c.get(f"/api/jobs/{train}/metrics").json()] == [5, 10, 15]
         assert c.get(f"/api/jobs/{train}/preview").headers["content-type"] == "image/png"
 
         swapped = wait_for(c, swap)
