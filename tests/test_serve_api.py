@@ -324,3 +324,25 @@ def test_one_gpu_job_per_device_and_a_cpu_limit(tmp_path: Path) -> None:
     scheduler.running["e2"] = _Running(None, "cpu")
     assert scheduler._free_device("extract") is None
     assert Scheduler(scheduler.store, scheduler.data, gpus=[])._free_device("train") == "cpu"
+
+
+def test_a_project_token_reaches_its_project_only(client: TestClient) -> None:
+    mine, other = (client.post("/api/projects", json={"name": name}).json()["id"] for name in ("mine", "other"))
+    theirs = upload(client, CLIP_A, project=other)
+    their_job = client.post("/api/jobs", json={"kind": "extract", "inputs": {"files": [theirs]}, "project": other})
+    token = client.post(f"/api/projects/{mine}/tokens").json()["token"]
+    as_project = {"Authorization": f"Bearer {token}"}
+    assert [p["id"] for p in client.get("/api/projects", headers=as_project).json()] == [mine]
+    for path in (f"/api/projects/{other}", f"/api/files/{theirs}", f"/api/files/{theirs}/info",
+                 f"/api/uploads/{theirs}", f"/api/jobs/{their_job.json()['id']}"):
+        assert client.get(path, headers=as_project).status_code == 404, path
+    assert client.get("/api/files", headers=as_project).json() == []
+    assert client.get("/api/jobs", headers=as_project).json() == []
+    refused = client.post("/api/jobs", headers=as_project, json={"kind": "extract", "inputs": {"files": [theirs]}})
+    assert refused.status_code == 422  # another project's file is not an input it can name
+    with open(CLIP_B, "rb") as fh:
+        own = client.post("/api/files", headers=as_project, files={"file": ("b.mp4", fh)}).json()
+    assert own["project"] == mine  # new rows land in the token's project
+    assert client.post("/api/projects", headers=as_project, json={"name": "x"}).status_code == 403
+    assert client.post(f"/api/projects/{other}/tokens", headers=as_project).status_code == 403
+    assert len(client.get("/api/files").json()) == 2  # the server's token still sees everything

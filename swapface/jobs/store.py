@@ -35,6 +35,15 @@ class Project(SQLModel, table=True):
     created: float = Field(default_factory=time.time)
 
 
+class ProjectToken(SQLModel, table=True):
+    """A token that reaches one project only (the server's own token reaches all). Only its SHA-256 is kept."""
+
+    __tablename__ = "project_tokens"
+    digest: str = Field(primary_key=True)
+    project_id: str = Field(index=True)
+    created: float = Field(default_factory=time.time)
+
+
 class StoredFile(SQLModel, table=True):
     """An uploaded or generated file. `path` (relative to the data folder) is always made by the server;
     `name` is the client's name, kept for display and downloads only."""

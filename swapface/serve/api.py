@@ -9,6 +9,7 @@ import asyncio
 import json
 import mimetypes
 import re
+import secrets
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,8 +23,8 @@ from sqlmodel import select
 from swapface.jobs.layout import DataDir
 from swapface.jobs.options import parse
 from swapface.jobs.scheduler import finish_stopped_training
-from swapface.jobs.store import FINAL_STATES, JOB_KINDS, Job, Project, Store, StoredFile
-from swapface.serve.auth import COOKIE, require_token, token_matches
+from swapface.jobs.store import FINAL_STATES, JOB_KINDS, Job, Project, ProjectToken, Store, StoredFile
+from swapface.serve.auth import COOKIE, EVERYTHING, require_token, token_digest, token_matches
 from swapface.serve.config import CHUNK_LIMIT
 from swapface.serve.uploads import accept, check_label, display_name
 
@@ -92,19 +93,44 @@ def file_json(row: StoredFile) -> dict[str, Any]:
             "created": row.created}
 
 
-def _project(store: Store, project_id: str | None) -> str | None:
+def _scope(request: Request) -> str | None:
+    """The one project this request's token may see, or None for the server's token (all of them)."""
+    scope = request.state.scope
+    return None if scope == EVERYTHING else scope
+
+
+def _check_visible(request: Request, project_id: str | None, what: str) -> None:
+    """Another project's rows answer 404 to a project token, exactly like rows that do not exist."""
+    scope = _scope(request)
+    if scope is not None and project_id != scope:
+        raise HTTPException(404, f"no {what}")
+
+
+def _project(request: Request, project_id: str | None) -> str | None:
+    """The project a new row goes to: the one named (it must exist and be visible), or the token's own."""
+    project_id = project_id if project_id is not None else _scope(request)
     if project_id is not None:
-        with store.session() as s:
+        _check_visible(request, project_id, f"project {project_id}")
+        with _store(request).session() as s:
             if s.get(Project, project_id) is None:
                 raise HTTPException(404, f"no project {project_id}")
     return project_id
 
 
-def _job(store: Store, job_id: str) -> Job:
-    job = store.get_job(job_id)
+def _job(request: Request, job_id: str) -> Job:
+    job = _store(request).get_job(job_id)
     if job is None:
         raise HTTPException(404, f"no job {job_id}")
+    _check_visible(request, job.project_id, f"job {job_id}")
     return job
+
+
+def _file(request: Request, file_id: str) -> StoredFile:
+    row = _store(request).get_file(file_id)
+    if row is None:
+        raise HTTPException(404, f"no file {file_id}")
+    _check_visible(request, row.project_id, f"file {file_id}")
+    return row
 
 
 # -- health and session --------------------------------------------------------------------------
@@ -117,7 +143,9 @@ def health() -> dict[str, str]:
 @public.post("/session", status_code=204)
 def login(body: SessionIn, request: Request, response: Response) -> None:
     """Trade the token for the UI's cookie (HttpOnly, SameSite=Strict)."""
-    if not token_matches(body.token, request.app.state.config.token):
+    with _store(request).session() as s:
+        project_token = s.get(ProjectToken, token_digest(body.token)) is not None
+    if not (token_matches(body.token, request.app.state.config.token) or project_token):
         raise HTTPException(401, "wrong access token", headers={"WWW-Authenticate": "Bearer"})
     response.set_cookie(COOKIE, body.token, httponly=True, samesite="strict", secure=request.url.scheme == "https",
                         max_age=30 * 24 * 3600)
@@ -132,6 +160,8 @@ def logout(response: Response) -> None:
 
 @api.post("/projects", status_code=201)
 def create_project(body: ProjectIn, request: Request) -> dict[str, Any]:
+    if _scope(request) is not None:
+        raise HTTPException(403, "a project token cannot make projects")
     project = _store(request).add(Project(name=body.name.strip()))
     return {"id": project.id, "name": project.name, "created": project.created}
 
@@ -139,13 +169,27 @@ def create_project(body: ProjectIn, request: Request) -> dict[str, Any]:
 @api.get("/projects")
 def list_projects(request: Request) -> list[dict[str, Any]]:
     with _store(request).session() as s:
-        return [{"id": p.id, "name": p.name, "created": p.created}
-                for p in s.exec(select(Project).order_by(Project.created.desc())).all()]
+        query = select(Project).order_by(Project.created.desc())
+        if _scope(request) is not None:
+            query = query.where(Project.id == _scope(request))
+        return [{"id": p.id, "name": p.name, "created": p.created} for p in s.exec(query).all()]
+
+
+@api.post("/projects/{project_id}/tokens", status_code=201)
+def create_project_token(project_id: str, request: Request) -> dict[str, str]:
+    """A token for one project (shown once; only its hash is kept): its holder sees that project only."""
+    if _scope(request) is not None:
+        raise HTTPException(403, "only the server's token makes project tokens")
+    _project(request, project_id)
+    token = secrets.token_urlsafe(32)
+    _store(request).add(ProjectToken(digest=token_digest(token), project_id=project_id))
+    return {"token": token, "project": project_id}
 
 
 @api.get("/projects/{project_id}")
 def get_project(project_id: str, request: Request) -> dict[str, Any]:
     store = _store(request)
+    _check_visible(request, project_id, f"project {project_id}")
     with store.session() as s:
         project = s.get(Project, project_id)
     if project is None:
@@ -166,7 +210,7 @@ def upload_file(request: Request, file: Annotated[UploadFile, File()],
     config, store, data = request.app.state.config, _store(request), _data(request)
     if content_length is not None and content_length > config.max_upload + MULTIPART_OVERHEAD:
         raise HTTPException(413, f"upload is larger than the server's limit of {config.max_upload} bytes")
-    row = StoredFile(project_id=_project(store, project), label=check_label(label),
+    row = StoredFile(project_id=_project(request, project), label=check_label(label),
                      name=display_name(file.filename), path="", kind="pending", size=0, state="uploading")
     part = data.uploads / f"{row.id}.part"
     size = 0
@@ -188,22 +232,19 @@ def upload_file(request: Request, file: Annotated[UploadFile, File()],
 @api.get("/files")
 def list_files(request: Request, project: Annotated[str | None, Query(max_length=64)] = None
                ) -> list[dict[str, Any]]:
-    return [file_json(f) for f in _store(request).files(project)]
+    return [file_json(f) for f in _store(request).files(_scope(request) or project)]
 
 
 @api.get("/files/{file_id}/info")
 def file_info(file_id: str, request: Request) -> dict[str, Any]:
-    row = _store(request).get_file(file_id)
-    if row is None:
-        raise HTTPException(404, f"no file {file_id}")
-    return file_json(row)
+    return file_json(_file(request, file_id))
 
 
 @api.get("/files/{file_id}")
 def download_file(file_id: str, request: Request, download: bool = False) -> FileResponse:
     """The file's bytes (range requests work, so videos seek); `?download=true` asks to save it."""
-    row = _store(request).get_file(file_id)
-    if row is None or row.state != "ready":
+    row = _file(request, file_id)
+    if row.state != "ready":
         raise HTTPException(404, f"no file {file_id}")
     path = _data(request).resolve(row.path)
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
@@ -221,7 +262,7 @@ def start_upload(body: UploadIn, request: Request) -> dict[str, Any]:
     config, store, data = request.app.state.config, _store(request), _data(request)
     if body.size > config.max_upload:
         raise HTTPException(413, f"upload is larger than the server's limit of {config.max_upload} bytes")
-    row = StoredFile(project_id=_project(store, body.project), label=check_label(body.label),
+    row = StoredFile(project_id=_project(request, body.project), label=check_label(body.label),
                      name=display_name(body.name), path="", kind="pending", size=body.size, state="uploading")
     row.path = f"uploads/{row.id}.part"
     (data.resolve(row.path)).touch()
@@ -229,17 +270,12 @@ def start_upload(body: UploadIn, request: Request) -> dict[str, Any]:
     return {"id": row.id, "offset": 0, "size": row.size, "done": False}
 
 
-def _upload_row(store: Store, upload_id: str) -> StoredFile:
-    row = store.get_file(upload_id)
-    if row is None:
-        raise HTTPException(404, f"no upload {upload_id}")
-    return row
 
 
 @api.get("/uploads/{upload_id}")
 def upload_status(upload_id: str, request: Request) -> dict[str, Any]:
     """Where to resume: the bytes the server holds."""
-    row = _upload_row(_store(request), upload_id)
+    row = _file(request, upload_id)
     done = row.state == "ready"
     offset = row.size if done else _data(request).resolve(row.path).stat().st_size
     status = {"id": row.id, "offset": offset, "size": row.size, "done": done}
@@ -251,7 +287,7 @@ async def upload_chunk(upload_id: str, request: Request, upload_offset: Annotate
                        ) -> dict[str, Any]:
     """Append the body at `Upload-Offset` (which must equal the bytes held: 409 tells the right one)."""
     store, data = _store(request), _data(request)
-    row = await run_in_threadpool(_upload_row, store, upload_id)
+    row = await run_in_threadpool(_file, request, upload_id)
     if row.state == "ready":
         raise HTTPException(409, "upload already complete")
     part = data.resolve(row.path)
@@ -287,16 +323,18 @@ def _set_received(store: Store, file_id: str, received: int) -> None:
 
 # -- jobs ----------------------------------------------------------------------------------------
 
-def _check_references(store: Store, kind: str, inputs: BaseModel) -> None:
-    """Inputs must name existing files and jobs of the right kinds (their states are the scheduler's)."""
+def _check_references(request: Request, kind: str, inputs: BaseModel) -> None:
+    """Inputs must name existing, visible files and jobs of the right kinds (their states are the scheduler's)."""
+    store, scope = _store(request), _scope(request)
+
     def need_file(file_id: str, kinds: tuple[str, ...]) -> None:
         row = store.get_file(file_id)
-        if row is None or row.state != "ready" or row.kind not in kinds:
+        if row is None or row.state != "ready" or row.kind not in kinds or scope not in (None, row.project_id):
             raise HTTPException(422, f"inputs: {file_id} is not an uploaded {' or '.join(kinds)}")
 
     def need_job(job_id: str, job_kind: str) -> None:
         job = store.get_job(job_id)
-        if job is None or job.kind != job_kind:
+        if job is None or job.kind != job_kind or scope not in (None, job.project_id):
             raise HTTPException(422, f"inputs: {job_id} is not a job of kind {job_kind}")
 
     if kind == "extract":
@@ -320,8 +358,8 @@ def create_job(body: JobIn, request: Request) -> dict[str, Any]:
         inputs, options = parse(body.kind, body.inputs, body.options)
     except ValidationError as exc:
         raise HTTPException(422, [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]) from None
-    _check_references(store, body.kind, inputs)
-    job = store.add(Job(project_id=_project(store, body.project), kind=body.kind, label=check_label(body.label),
+    _check_references(request, body.kind, inputs)
+    job = store.add(Job(project_id=_project(request, body.project), kind=body.kind, label=check_label(body.label),
                         inputs=inputs.model_dump(), options=options.model_dump(exclude_unset=True)))
     return job_json(job)
 
@@ -329,19 +367,20 @@ def create_job(body: JobIn, request: Request) -> dict[str, Any]:
 @api.get("/jobs")
 def list_jobs(request: Request, project: Annotated[str | None, Query(max_length=64)] = None,
               kind: Annotated[str | None, Query(max_length=16)] = None) -> list[dict[str, Any]]:
-    return [job_json(j) for j in _store(request).jobs(project_id=project) if kind is None or j.kind == kind]
+    jobs = _store(request).jobs(project_id=_scope(request) or project)
+    return [job_json(j) for j in jobs if kind is None or j.kind == kind]
 
 
 @api.get("/jobs/{job_id}")
 def get_job(job_id: str, request: Request) -> dict[str, Any]:
-    return job_json(_job(_store(request), job_id))
+    return job_json(_job(request, job_id))
 
 
 @api.get("/jobs/{job_id}/events")
 async def job_events(job_id: str, request: Request) -> StreamingResponse:
     """Server-sent events: one `job` event (the job's JSON) whenever it changes, until it ends."""
     store = _store(request)
-    await run_in_threadpool(_job, store, job_id)
+    await run_in_threadpool(_job, request, job_id)
 
     async def stream():
         last, quiet = None, 0.0
@@ -369,15 +408,15 @@ async def job_events(job_id: str, request: Request) -> StreamingResponse:
 def cancel_job(job_id: str, request: Request) -> dict[str, Any]:
     """Cancel a queued, running or paused job (a running worker is stopped; training saves first)."""
     store = _store(request)
-    job = _job(store, job_id)
+    job = _job(request, job_id)
     if job.state in FINAL_STATES:
         raise HTTPException(409, f"job is already {job.state}")
     store.update_job(job_id, only_if_state=("queued", "running", "paused"), state="cancelled", finished=time.time())
-    return job_json(_job(store, job_id))
+    return job_json(_job(request, job_id))
 
 
-def _train_job(store: Store, job_id: str) -> Job:
-    job = _job(store, job_id)
+def _train_job(request: Request, job_id: str) -> Job:
+    job = _job(request, job_id)
     if job.kind != "train":
         raise HTTPException(409, "only training jobs pause, resume and stop early")
     return job
@@ -387,37 +426,37 @@ def _train_job(store: Store, job_id: str) -> Job:
 def pause_job(job_id: str, request: Request) -> dict[str, Any]:
     """Pause training: the worker saves a checkpoint and exits; resume continues from it."""
     store = _store(request)
-    _train_job(store, job_id)
+    _train_job(request, job_id)
     if not store.update_job(job_id, only_if_state=("queued", "running"), state="paused"):
         raise HTTPException(409, "only a queued or running job can pause")
-    return job_json(_job(store, job_id))
+    return job_json(_job(request, job_id))
 
 
 @api.post("/jobs/{job_id}/resume")
 def resume_job(job_id: str, request: Request) -> dict[str, Any]:
     store = _store(request)
-    _train_job(store, job_id)
+    _train_job(request, job_id)
     if not store.update_job(job_id, only_if_state=("paused",), state="queued"):
         raise HTTPException(409, "only a paused job can resume")
-    return job_json(_job(store, job_id))
+    return job_json(_job(request, job_id))
 
 
 @api.post("/jobs/{job_id}/stop")
 def stop_job(job_id: str, request: Request) -> dict[str, Any]:
     """End training now, keeping the model as trained so far (the job ends done)."""
     store = _store(request)
-    job = _train_job(store, job_id)
+    job = _train_job(request, job_id)
     if job.state in ("queued", "paused"):  # not training now: keep what a paused run saved
         finish_stopped_training(store, _data(request), job)
     elif not store.update_job(job_id, only_if_state=("running",), control="stop"):
         raise HTTPException(409, f"job is already {job.state}")
-    return job_json(_job(store, job_id))
+    return job_json(_job(request, job_id))
 
 
 # -- what a job made: faces, training curves and previews ----------------------------------------
 
 def _faceset_dir(request: Request, job_id: str) -> Path:
-    job = _job(_store(request), job_id)
+    job = _job(request, job_id)
     if job.kind != "extract":
         raise HTTPException(409, "faces belong to extract jobs")
     return _data(request).faceset(job_id)
@@ -454,14 +493,14 @@ def get_face(job_id: str, name: str, request: Request) -> FileResponse:
 @api.delete("/jobs/{job_id}/faces/{name}")
 def delete_face(job_id: str, name: str, request: Request) -> dict[str, Any]:
     """Drop a bad face from the faceset (training started after this leaves it out)."""
-    if _job(_store(request), job_id).state == "running":
+    if _job(request, job_id).state == "running":
         raise HTTPException(409, "wait until extraction is done")
     _face_path(request, job_id, name).unlink()
     return list_faces(job_id, request)
 
 
 def _model_dir(request: Request, job_id: str) -> Path:
-    job = _job(_store(request), job_id)
+    job = _job(request, job_id)
     if job.kind != "train":
         raise HTTPException(409, "curves and previews belong to training jobs")
     return _data(request).model(job_id)

@@ -1,4 +1,5 @@
-"""One access token: from SWAPFACE_TOKEN, or made on first start and kept (owner-only) under --data.
+"""Access tokens. The server's own token (from SWAPFACE_TOKEN, or made on first start and kept owner-only
+under --data) reaches everything; project tokens, made with it, reach one project each.
 
 API clients send `Authorization: Bearer <token>`. The browser UI trades the token once for an
 HttpOnly, SameSite=Strict cookie (so <img> and <video> can load files); requests that change
@@ -8,6 +9,7 @@ something with that cookie must also carry the `X-Swapface` header, which other 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import secrets
@@ -15,11 +17,14 @@ from pathlib import Path
 
 from fastapi import HTTPException, Request
 
+from swapface.jobs.store import ProjectToken
+
 TOKEN_ENV = "SWAPFACE_TOKEN"
 TOKEN_FILE = "token"
 COOKIE = "swapface_token"
 CSRF_HEADER = "X-Swapface"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+EVERYTHING = "*"  # the scope of the server's own token
 
 
 def load_token(data_dir: Path) -> tuple[str, bool]:
@@ -47,16 +52,30 @@ def bearer(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" else None
 
 
-def is_authorised(request: Request, token: str) -> bool:
-    if token_matches(bearer(request), token):
-        return True
-    cookie = request.cookies.get(COOKIE)
-    if not token_matches(cookie, token):
-        return False
-    return request.method in SAFE_METHODS or CSRF_HEADER.lower() in request.headers
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def scope_of(request: Request) -> str | None:
+    """What the request's token reaches: EVERYTHING, one project's id, or None (no valid token).
+
+    A project token is looked up by its SHA-256, so the lookup's timing says nothing about the token."""
+    given, from_cookie = bearer(request), False
+    if given is None:
+        given, from_cookie = request.cookies.get(COOKIE), True
+    if not given or (from_cookie and request.method not in SAFE_METHODS
+                     and CSRF_HEADER.lower() not in request.headers):
+        return None
+    if token_matches(given, request.app.state.config.token):
+        return EVERYTHING
+    with request.app.state.store.session() as session:
+        row = session.get(ProjectToken, token_digest(given))
+    return row.project_id if row is not None else None
 
 
 def require_token(request: Request) -> None:
-    """FastAPI dependency for everything under /api but the health check."""
-    if not is_authorised(request, request.app.state.config.token):
+    """FastAPI dependency for everything under /api but the health check; keeps the scope for the routes."""
+    scope = scope_of(request)
+    if scope is None:
         raise HTTPException(401, "missing or wrong access token", headers={"WWW-Authenticate": "Bearer"})
+    request.state.scope = scope
