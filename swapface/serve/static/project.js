@@ -184,6 +184,7 @@ function setUpTraining() {
     const options = { preset: form.elements.preset.value };
     if (form.elements.time_limit.value) options.time_limit = Number(form.elements.time_limit.value);
     if (form.elements.steps.value) options.steps = Number(form.elements.steps.value);
+    if (form.elements.eval_every.value) { options.eval_every = Number(form.elements.eval_every.value); options.holdout = 0.1; }
     if (options.preset === "tiny") options.batch_size = 4;
     try { await api("POST", "/api/jobs", { kind: "train", inputs: { a: a.id, b: b.id }, options, project: projectId, label: "model" }); await refresh(); } catch (error) { notice(error.message); }
   });
@@ -218,14 +219,22 @@ function renderTraining() {
 }
 
 const SERIES = [["loss", "#0b57d0"], ["l1", "#0d652d"], ["ssim", "#a50e0e"], ["mask", "#7627bb"]];
+const EVAL_SERIES = [["eval_psnr_a", "#0b57d0"], ["eval_psnr_b", "#a50e0e"]];
+let evalChart = null;
+function lineChart(canvas, series, yType) {
+  return new Chart(canvas, {
+    type: "line",
+    data: { datasets: series.map(([key, color]) => ({ label: key.replace("eval_", ""), data: [], borderColor: color, backgroundColor: color, pointRadius: 2, borderWidth: 2 })) },
+    options: { animation: false, maintainAspectRatio: false, parsing: false, scales: { x: { type: "linear", title: { display: true, text: "step" } }, y: { type: yType } } },
+  });
+}
 function makeChart() {
   if (chart) chart.destroy();
+  if (evalChart) evalChart.destroy();
   if (typeof Chart === "undefined") return;
-  chart = new Chart(document.getElementById("loss-chart"), {
-    type: "line",
-    data: { datasets: SERIES.map(([key, color]) => ({ label: key, data: [], borderColor: color, backgroundColor: color, pointRadius: 2, borderWidth: 2 })) },
-    options: { animation: false, maintainAspectRatio: false, parsing: false, scales: { x: { type: "linear", title: { display: true, text: "step" } }, y: { type: "logarithmic" } } },
-  });
+  chart = lineChart(document.getElementById("loss-chart"), SERIES, "logarithmic");
+  evalChart = lineChart(document.getElementById("eval-chart"), EVAL_SERIES, "linear");
+  document.getElementById("eval-figure").hidden = true;
 }
 
 async function updateCurves(job) {
@@ -234,10 +243,12 @@ async function updateCurves(job) {
     const rows = await api("GET", `/api/jobs/${job.id}/metrics?after=${chartStep}`);
     if (rows.length && chart) {
       for (const row of rows) {
-        if (row.event) continue;  // held-out evaluations are logged on their own lines
-        SERIES.forEach(([key], index) => { if (row[key] > 0) chart.data.datasets[index].data.push({ x: row.step, y: row[key] }); });
+        const [target, series] = row.event === "eval" ? [evalChart, EVAL_SERIES] : [chart, SERIES];  // held-out checks log their own lines
+        series.forEach(([key], index) => { if (row[key] > 0) target.data.datasets[index].data.push({ x: row.step, y: row[key] }); });
+        if (row.event === "eval") document.getElementById("eval-figure").hidden = false;
       }
       chart.update();
+      evalChart.update();
       chartStep = rows[rows.length - 1].step;
     }
   }
