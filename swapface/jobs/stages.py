@@ -44,6 +44,13 @@ class Reporter:
         self.carried["messages"] = [*self.carried.get("messages", [])[-4:], text]
 
 
+def _cores() -> int:
+    """The CPU share the scheduler gave this job (it set torch's thread count to it)."""
+    import torch
+
+    return torch.get_num_threads()
+
+
 def _input_job(store: Store, job_id: str, kind: str) -> Job:
     job = store.get_job(job_id)
     if job is None or job.kind != kind:
@@ -80,7 +87,7 @@ def run_extract(store: Store, data: DataDir, job: Job, device: str, report: Repo
     extra = {} if o.min_score is None else {"min_score": o.min_score}
     options = ExtractOptions(spec=AlignSpec(o.size, o.coverage), every=o.every, min_face=o.min_face,
                              detector=o.detector, max_distance=o.max_distance, min_sharpness=o.min_sharpness,
-                             dedupe=o.dedupe, workers=o.workers or 1, max_frames=o.max_frames, **extra)
+                             dedupe=o.dedupe, workers=o.workers or _cores(), max_frames=o.max_frames, **extra)
 
     def show(stats: ExtractStats) -> None:
         total = stats.frames_total or 0
@@ -160,7 +167,7 @@ def run_swap(store: Store, data: DataDir, job: Job, device: str, report: Reporte
                           blend=o.blend, smooth=o.smooth, detector=o.detector, min_face=o.min_face,
                           detect_every=o.detect_every, batch_size=o.batch_size, device=device,
                           precision=o.precision, start=start, end=end,
-                          video=VideoSettings(codec=o.codec, crf=o.crf), detect_workers=0)
+                          video=VideoSettings(codec=o.codec, crf=o.crf))
     fps = float(info.fps) if info.fps else 0.0
     total = info.frame_count if start == 0 and end is None else \
         (max(1, round(((end or info.duration or 0) - start) * fps)) if fps else None)
@@ -204,7 +211,8 @@ def run_eval(store: Store, data: DataDir, job: Job, device: str, report: Reporte
     def show(done: int, total: int | None) -> None:
         report(done / total if total else 0.0, frames=done, frames_total=total)
 
-    options = EvalOptions(detector=o.detector, min_face=o.min_face, max_frames=o.max_frames, workers=o.workers or 1)
+    options = EvalOptions(detector=o.detector, min_face=o.min_face, max_frames=o.max_frames,
+                          workers=o.workers or _cores())
     result = evaluate(source, swapped, target, original, options, progress=show)
     json_path, html_path = write_report(data.report(job.id), result, None)
     return {"report": _register(store, data, job, html_path, "report.html", "html", "report"),
