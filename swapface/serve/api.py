@@ -270,8 +270,6 @@ def start_upload(body: UploadIn, request: Request) -> dict[str, Any]:
     return {"id": row.id, "offset": 0, "size": row.size, "done": False}
 
 
-
-
 @api.get("/uploads/{upload_id}")
 def upload_status(upload_id: str, request: Request) -> dict[str, Any]:
     """Where to resume: the bytes the server holds."""
@@ -286,8 +284,23 @@ def upload_status(upload_id: str, request: Request) -> dict[str, Any]:
 async def upload_chunk(upload_id: str, request: Request, upload_offset: Annotated[int, Header(ge=0)]
                        ) -> dict[str, Any]:
     """Append the body at `Upload-Offset` (which must equal the bytes held: 409 tells the right one)."""
-    store, data = _store(request), _data(request)
     row = await run_in_threadpool(_file, request, upload_id)
+    lock = _UPLOAD_LOCKS.setdefault(upload_id, asyncio.Lock())
+    if lock.locked():
+        raise HTTPException(409, "another piece of this upload is being received")
+    async with lock:
+        try:
+            return await _append(request, row, upload_offset)
+        finally:
+            _UPLOAD_LOCKS.pop(upload_id, None)
+
+
+_UPLOAD_LOCKS: dict[str, asyncio.Lock] = {}  # one piece at a time per upload (the server is one process)
+
+
+async def _append(request: Request, row: StoredFile, upload_offset: int) -> dict[str, Any]:
+    store, data = _store(request), _data(request)
+    row = await run_in_threadpool(_file, request, row.id)  # read again under the lock
     if row.state == "ready":
         raise HTTPException(409, "upload already complete")
     part = data.resolve(row.path)
@@ -304,7 +317,7 @@ async def upload_chunk(upload_id: str, request: Request, upload_offset: Annotate
                 raise HTTPException(413, "chunk runs past the announced size or the chunk limit")
             out.write(chunk)
     offset = held + written
-    await run_in_threadpool(_set_received, store, upload_id, offset)
+    await run_in_threadpool(_set_received, store, row.id, offset)
     if offset < row.size:
         return {"id": row.id, "offset": offset, "size": row.size, "done": False}
     row.received = offset
