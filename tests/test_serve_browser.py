@@ -63,6 +63,7 @@ def test_a_person_swaps_faces_in_the_browser(tmp_path: Path) -> None:
             expect(page.locator("#train-status")).to_contain_text("step 10 of 10", timeout=JOB_TIMEOUT_MS)
             expect(page.locator("#train-status .state-done")).to_be_visible(timeout=JOB_TIMEOUT_MS)
             expect(page.locator("#train-preview")).to_be_visible()
+            expect(page.locator("#train-controls")).to_be_hidden()  # nothing to pause once done
             page.screenshot(path=shots / "3-trained.png", full_page=True)
 
             page.reload()  # everything comes back from the API

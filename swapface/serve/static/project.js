@@ -193,8 +193,7 @@ function setUpTraining() {
   }
 }
 
-function renderTraining() {
-  const job = latest("train", "model");
+function renderTrainingState(job) {
   renderStatus(document.getElementById("train-status"), job, trainText);
   const controls = document.getElementById("train-controls");
   controls.hidden = !job || !ACTIVE.includes(job.state);
@@ -203,6 +202,11 @@ function renderTraining() {
     controls.querySelector('[data-action="resume"]').disabled = job.state !== "paused";
     controls.querySelector('[data-action="stop"]').disabled = job.state !== "running" || job.stopping;
   }
+}
+
+function renderTraining() {
+  const job = latest("train", "model");
+  renderTrainingState(job);
   if (!job) return;
   if (chartJob !== job.id) { chartJob = job.id; chartStep = 0; previewStep = ""; makeChart(); }
   updateCurves(job);
@@ -211,7 +215,7 @@ function renderTraining() {
     trainEvents.addEventListener("job", (event) => {
       const fresh = JSON.parse(event.data);
       project.jobs = project.jobs.map((j) => (j.id === fresh.id ? fresh : j));
-      renderStatus(document.getElementById("train-status"), fresh, trainText);
+      renderTrainingState(fresh);
       updateCurves(fresh);
     });
     trainEvents.onerror = () => { trainEvents.close(); trainEvents = null; };
