@@ -317,7 +317,8 @@ function renderSwap() {
     select.dataset.ids = wanted;
   }
   const swapJob = latest("swap", "swap"), previewJob = latest("swap", "preview");
-  const frames = (j) => (j.info.frames !== undefined ? `${j.info.frames} of ${j.info.frames_total || "?"} frames` : "");
+  const frames = (j) => (j.state === "done" && j.outputs.frames !== undefined ? `${j.outputs.frames} frames, ${j.outputs.faces} faces swapped`
+    : j.info.frames !== undefined ? `${j.info.frames} of ${j.info.frames_total || "?"} frames` : "");
   renderStatus(document.getElementById("swap-status"), swapJob && previewJob && previewJob.created > swapJob.created ? previewJob : swapJob || previewJob, frames);
   const figure = document.getElementById("frame-preview");
   if (previewJob && previewJob.state === "done") {
