@@ -1,0 +1,166 @@
+"""What a job request may say: one pydantic model per kind, mirroring the CLI's options.
+
+Choice lists come from the stage modules (one source of truth); unknown keys are refused, so a typo
+is a 422, not a silently ignored option. The device is the scheduler's choice, not the client's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from swapface.media.writer import CODEC_ALIASES
+from swapface.model.config import COVERAGES, PRESETS
+from swapface.swap.blend import BLEND_MODES
+from swapface.swap.color import COLOR_MODES
+from swapface.swap.masks import MASK_MODES
+
+Detector = Literal["hog", "cnn"]
+
+
+def _one_of(value: str, choices: tuple[str, ...] | dict, name: str) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExtractJobOptions(_Strict):
+    size: int = Field(256, ge=64, le=1024)
+    coverage: str = "whole"
+    every: int = Field(1, ge=1)
+    min_face: int = Field(80, ge=8)
+    detector: Detector = "hog"
+    min_score: float | None = None
+    max_distance: float = Field(0.6, gt=0)
+    min_sharpness: float = Field(0.0, ge=0)
+    dedupe: bool = False
+    max_frames: int | None = Field(None, ge=1)
+    workers: int | None = Field(None, ge=1, le=64)
+
+    @field_validator("coverage")
+    @classmethod
+    def _coverage(cls, value: str) -> str:
+        return _one_of(value, COVERAGES, "coverage")
+
+
+class TrainJobOptions(_Strict):
+    preset: str = "128"
+    resolution: int | None = Field(None, ge=64, le=1024)
+    batch_size: int = Field(16, ge=1, le=1024)
+    steps: int | None = Field(None, ge=1)
+    time_limit: float | None = Field(None, gt=0, description="minutes")
+    lr: float = Field(2e-4, gt=0)
+    kl_weight: float = Field(1e-3, ge=0)
+    gan_weight: float = Field(0.0, ge=0)
+    save_every: int = Field(500, ge=1)
+    snapshot_every: int = Field(0, ge=0)
+    preview_every: int = Field(100, ge=1)
+    log_every: int = Field(10, ge=1)
+    eval_every: int = Field(0, ge=0)
+    holdout: float = Field(0.0, ge=0, lt=0.5)
+    seed: int = 0
+    ema: float = Field(0.999, ge=0, lt=1)
+    precision: Literal["fp32", "bf16"] | None = None
+
+    @field_validator("preset")
+    @classmethod
+    def _preset(cls, value: str) -> str:
+        return _one_of(value, PRESETS, "preset")
+
+    @model_validator(mode="after")
+    def _ends(self) -> TrainJobOptions:
+        if self.steps is None and self.time_limit is None:
+            raise ValueError("give steps or time_limit (minutes): a served training job must end")
+        if self.eval_every and not self.holdout:
+            raise ValueError("eval_every needs holdout (e.g. 0.1)")
+        return self
+
+
+class SwapJobOptions(_Strict):
+    direction: Literal["a2b", "b2a"] = "a2b"
+    color: str = "reinhard"
+    mask: str = "both"
+    blend: str = "laplacian"
+    erode: float = 4.0
+    blur: float = Field(12.0, ge=0)
+    smooth: float = Field(1.0, ge=0)
+    crf: int = Field(18, ge=0, le=63)
+    codec: str = "auto"
+    start: float = Field(0.0, ge=0)
+    end: float | None = Field(None, gt=0)
+    detector: Detector = "hog"
+    min_face: int | None = Field(None, ge=8)
+    detect_every: int = Field(5, ge=1)
+    batch_size: int = Field(8, ge=1, le=256)
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    preview_at: float | None = Field(None, ge=0, description="swap only the frame at this second, as a PNG")
+
+    @field_validator("codec")
+    @classmethod
+    def _codec(cls, value: str) -> str:
+        return _one_of(value, ("auto", *CODEC_ALIASES), "codec")
+
+    @field_validator("color")
+    @classmethod
+    def _color(cls, value: str) -> str:
+        return _one_of(value, COLOR_MODES, "color")
+
+    @field_validator("mask")
+    @classmethod
+    def _mask(cls, value: str) -> str:
+        return _one_of(value, MASK_MODES, "mask")
+
+    @field_validator("blend")
+    @classmethod
+    def _blend(cls, value: str) -> str:
+        return _one_of(value, BLEND_MODES, "blend")
+
+    @model_validator(mode="after")
+    def _range(self) -> SwapJobOptions:
+        if self.end is not None and self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class EvalJobOptions(_Strict):
+    detector: Detector = "hog"
+    min_face: int = Field(80, ge=8)
+    max_frames: int | None = Field(None, ge=1)
+    workers: int | None = Field(None, ge=1, le=64)
+
+
+class ExtractInputs(_Strict):
+    files: list[str] = Field(min_length=1, max_length=1000)
+
+
+class TrainInputs(_Strict):
+    a: str
+    b: str
+
+
+class SwapInputs(_Strict):
+    model: str
+    video: str
+
+
+class EvalInputs(_Strict):
+    swap: str
+
+
+KINDS: dict[str, tuple[type[BaseModel], type[BaseModel]]] = {
+    "extract": (ExtractInputs, ExtractJobOptions),
+    "train": (TrainInputs, TrainJobOptions),
+    "swap": (SwapInputs, SwapJobOptions),
+    "eval": (EvalInputs, EvalJobOptions),
+}
+
+
+def parse(kind: str, inputs: dict[str, Any], options: dict[str, Any]) -> tuple[BaseModel, BaseModel]:
+    """Validate a job's inputs and options (raises pydantic.ValidationError)."""
+    inputs_model, options_model = KINDS[kind]
+    return inputs_model.model_validate(inputs), options_model.model_validate(options)

@@ -1,0 +1,149 @@
+"""The scheduler: a thread of `serve` that starts queued jobs as worker processes and watches them.
+
+One GPU job per device at a time (training and swapping use a GPU when there is one), CPU jobs up to
+`cpu_jobs` at a time. A job waits until the jobs it names as inputs are done, and fails when one of
+them failed. Cancel and pause are state changes made by the API; the scheduler sees a worker whose
+job is no longer `running` and sends it SIGTERM (training saves its checkpoint first).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+
+from swapface.jobs.layout import DataDir
+from swapface.jobs.store import Job, Store
+from swapface.jobs.worker import run_job
+
+GPU_KINDS = ("train", "swap")
+POLL_SECONDS = 0.25
+KILL_AFTER_SECONDS = 120.0  # a worker that ignores SIGTERM this long (e.g. stuck in I/O) is killed
+
+
+def input_job_ids(job: Job) -> list[str]:
+    """The jobs this job reads the outputs of."""
+    keys = {"train": ("a", "b"), "swap": ("model",), "eval": ("swap",)}.get(job.kind, ())
+    return [job.inputs[key] for key in keys if isinstance(job.inputs.get(key), str)]
+
+
+def finish_stopped_training(store: Store, data: DataDir, job: Job) -> None:
+    """A training job stopped by request: done with the model as saved, or cancelled if none was saved."""
+    from swapface.modeldir import WEIGHTS_FILE
+
+    if (data.model(job.id) / WEIGHTS_FILE).is_file():
+        store.update_job(job.id, only_if_state=(job.state,), state="done", progress=1.0, finished=time.time(),
+                         outputs={"step": int(job.info.get("step", 0))})
+    else:
+        store.update_job(job.id, only_if_state=(job.state,), state="cancelled", finished=time.time())
+
+
+@dataclass
+class _Running:
+    process: multiprocessing.Process
+    device: str
+    signalled: float | None = None
+
+
+def gpu_devices() -> list[str]:
+    import torch
+
+    return [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+
+
+class Scheduler:
+    def __init__(self, store: Store, data: DataDir, cpu_jobs: int = 1, gpus: list[str] | None = None,
+                 threads_per_job: int | None = None) -> None:
+        self.store, self.data, self.cpu_jobs = store, data, max(1, cpu_jobs)
+        self.gpus = gpu_devices() if gpus is None else gpus
+        self.threads = threads_per_job or max(1, (os.cpu_count() or 1) // self.cpu_jobs)
+        self.running: dict[str, _Running] = {}
+        self.context = multiprocessing.get_context("spawn")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.store.requeue_interrupted()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="scheduler")
+        self._thread.start()
+
+    def stop(self, wait: float = 60.0) -> None:
+        """Server shutdown: ask every worker to stop (training saves); their jobs run again next start."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        for entry in self.running.values():
+            if entry.process.is_alive():
+                os.kill(entry.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + wait
+        for entry in self.running.values():
+            entry.process.join(max(0.0, deadline - time.monotonic()))
+            if entry.process.is_alive():
+                entry.process.kill()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception as exc:  # a database hiccup must not end scheduling; the next tick retries
+                print(f"scheduler: {exc.__class__.__name__}: {exc}", flush=True)
+            self._stop.wait(POLL_SECONDS)
+
+    def tick(self) -> None:
+        self._reap_and_signal()
+        self._start_queued()
+
+    def _reap_and_signal(self) -> None:
+        for job_id, entry in list(self.running.items()):
+            job = self.store.get_job(job_id)
+            if not entry.process.is_alive():
+                entry.process.join()
+                del self.running[job_id]
+                if job is not None and job.state == "running" and entry.signalled and job.control == "stop":
+                    finish_stopped_training(self.store, self.data, job)  # stopped before training began
+                elif job is not None and job.state == "running":  # died without a word: a crash, or OOM kill
+                    self.store.update_job(job_id, only_if_state=("running",), state="failed",
+                                          error=f"worker process ended unexpectedly (exit code "
+                                                f"{entry.process.exitcode})", finished=time.time())
+                continue
+            wants_stop = job is None or job.state != "running" or job.control == "stop"
+            if wants_stop and entry.signalled is None:
+                entry.signalled = time.monotonic()
+                os.kill(entry.process.pid, signal.SIGTERM)
+            elif entry.signalled is not None and time.monotonic() - entry.signalled > KILL_AFTER_SECONDS:
+                entry.process.kill()
+
+    def _free_device(self, kind: str) -> str | None:
+        busy = {entry.device for entry in self.running.values()}
+        if kind in GPU_KINDS and self.gpus:  # waits for a GPU rather than crawl on the CPU
+            return next((gpu for gpu in self.gpus if gpu not in busy), None)
+        cpu_busy = sum(entry.device == "cpu" for entry in self.running.values())
+        return "cpu" if cpu_busy < self.cpu_jobs else None
+
+    def _start_queued(self) -> None:
+        for job in self.store.jobs(("queued",)):
+            if job.id in self.running:  # a paused-then-resumed job whose worker is still saving
+                continue
+            inputs = {i: self.store.get_job(i) for i in input_job_ids(job)}
+            unusable = [(i, j) for i, j in inputs.items() if j is None or j.state in ("failed", "cancelled")]
+            if unusable:
+                bad_id, bad = unusable[0]
+                self.store.update_job(job.id, only_if_state=("queued",), state="failed", finished=time.time(),
+                                      error=f"input job {bad_id} {'does not exist' if bad is None else bad.state}")
+                continue
+            if any(j.state != "done" for j in inputs.values()):
+                continue
+            device = self._free_device(job.kind)
+            if device is None:
+                continue
+            if not self.store.update_job(job.id, only_if_state=("queued",), state="running", device=device,
+                                         started=job.started or time.time(), error=None):
+                continue
+            process = self.context.Process(
+                target=run_job, name=f"swapface-{job.kind}-{job.id[:8]}", daemon=False,
+                args=(str(self.data.root), self.store.url, job.id, device, os.getpid(), self.threads))
+            process.start()
+            self.running[job.id] = _Running(process, device)

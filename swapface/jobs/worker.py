@@ -1,0 +1,66 @@
+"""The worker process that runs one job (started by the scheduler with multiprocessing's spawn).
+
+Kept light at import time: the parent only needs `run_job` by name. The worker holds a lock on its
+job folder while it runs, so a restarted server never runs a job twice at once (a worker left over
+from a killed server finishes saving first), and it stops itself (SIGTERM: training saves a
+checkpoint) when the server that started it is gone.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+PARENT_CHECK_SECONDS = 0.5
+
+
+def _stop_when_orphaned(parent: int) -> None:
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def run_job(data_root: str, db_url: str, job_id: str, device: str, parent: int, threads: int) -> None:
+    """Run job `job_id` on `device`; the final state is written only if the job is still `running`
+    (a cancel or pause from the API wins over a late finish)."""
+    _stop_when_orphaned(parent)
+    import torch
+
+    torch.set_num_threads(threads)
+    from swapface.jobs.layout import DataDir
+    from swapface.jobs.stages import RUNNERS, Reporter
+    from swapface.jobs.store import Store
+
+    data, store = DataDir(Path(data_root)), Store(db_url)
+    folder = data.job_dir(job_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        job = store.get_job(job_id)
+        if job is None or job.state != "running":
+            return
+        try:
+            outputs = RUNNERS[job.kind](store, data, job, device, Reporter(store, job_id))
+        except Exception as exc:  # every failure becomes the job's one-line error, never a dead worker row
+            store.update_job(job_id, only_if_state=("running",), state="failed", error=_one_line(exc),
+                             finished=time.time())
+            return
+        if outputs is not None:
+            store.update_job(job_id, only_if_state=("running",), state="done", progress=1.0, outputs=outputs,
+                             finished=time.time())
+
+
+def _one_line(exc: BaseException) -> str:
+    from swapface.errors import SwapfaceError
+
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, SwapfaceError):
+        return text
+    return f"{exc.__class__.__name__}: {text}" if text else exc.__class__.__name__

@@ -1,0 +1,1 @@
+"""`swapface serve`: the web app and job API (FastAPI), on top of swapface.jobs."""
