@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from swapface.swap.chunked import pieces_folder, plan_pieces
 from swapface.swap.pipeline import SwapOptions, swap_media
 
 from .conftest import VIDEOS
+from .ray_helpers import ray_cluster
 
 SWAPFACE = [sys.executable, "-m", "swapface.cli.main"]
 
@@ -172,31 +172,16 @@ def test_resume_after_the_driver_was_killed_redoes_only_unfinished_pieces(tmp_pa
 
 
 @pytest.fixture
-def ray_cluster(tmp_path):
-    """A Ray head on 127.0.0.1 and a second node joining it, as `ray start` builds a real cluster."""
-    ray = [str(Path(sys.executable).parent / "ray")]
-    port = "6391"
-    # Ray turns token authentication on for local clusters: every process of the test's cluster shares one
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
-           "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    head = subprocess.run([*ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
-                           "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats"],
-                          capture_output=True, text=True, env=env, timeout=180)
-    assert head.returncode == 0, head.stderr
-    try:
-        node = subprocess.run([*ray, "start", f"--address=127.0.0.1:{port}", "--node-ip-address=127.0.0.1",
-                               "--num-cpus=1"], capture_output=True, text=True, env=env, timeout=180)
-        assert node.returncode == 0, node.stderr
-        yield f"127.0.0.1:{port}", env
-    finally:
-        subprocess.run([*ray, "stop", "--force"], capture_output=True, env=env, timeout=120)
+def cluster():
+    with ray_cluster() as (address, env):
+        yield address, env
 
 
 @pytest.mark.slow
-def test_pieces_swapped_on_a_ray_cluster(tmp_path, clip, ray_cluster):
+def test_pieces_swapped_on_a_ray_cluster(tmp_path, clip, cluster):
     one, two = tmp_path / "one.mkv", tmp_path / "two.mkv"
     swap_media(clip, bundled_model(), one, SwapOptions(video=VideoSettings(codec="ffv1")))
-    address, env = ray_cluster
+    address, env = cluster
     result = subprocess.run([*SWAPFACE, "swap", str(clip), "-m", str(bundled_model()), "-o", str(two),
                              "--workers", "2", "--ray", address, "--codec", "ffv1"],
                             capture_output=True, text=True, timeout=900, env=env)

@@ -23,6 +23,9 @@ def serve_command(
     db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the job database, e.g. "
                                                 "postgresql+psycopg://user@host/swapface (default: SQLite "
                                                 "in --data).")] = None,
+    ray: Annotated[str | None, typer.Option(
+        help="Run the jobs as tasks on this Ray cluster (an address, or 'auto'; needs swapface[cluster]). "
+             "--data must be on a path every node sees, and --db reachable from every node.")] = None,
 ) -> None:
     """Serve the web UI and the job API (token: $SWAPFACE_TOKEN, or made and printed on first start)."""
     with user_errors():
@@ -39,7 +42,8 @@ def serve_command(
             raise SwapfaceError(f"--max-upload: {exc}") from None
         data.mkdir(parents=True, exist_ok=True)
         token, new = load_token(data)
-        app = create_app(ServeConfig(data=data, token=token, max_upload=limit, db_url=db, cpu_jobs=cpu_jobs))
+        app = create_app(ServeConfig(data=data, token=token, max_upload=limit, db_url=db, cpu_jobs=cpu_jobs,
+                                     ray=ray))
         shown = "[::1]" if host == "::1" else ("127.0.0.1" if host in ("0.0.0.0", "::") else host)
         if new:
             console.print(f"access token (kept in {data / 'token'}): {token}", highlight=False, soft_wrap=True)

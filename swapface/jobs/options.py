@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from swapface.media.writer import CODEC_ALIASES
+from swapface.media.codecs import CODEC_CHOICES
 from swapface.model.config import COVERAGES, PRESETS
 from swapface.swap.blend import BLEND_MODES
 from swapface.swap.color import COLOR_MODES
@@ -103,7 +103,7 @@ class SwapJobOptions(_Strict):
     @field_validator("codec")
     @classmethod
     def _codec(cls, value: str) -> str:
-        return _one_of(value, ("auto", *CODEC_ALIASES), "codec")
+        return _one_of(value, CODEC_CHOICES, "codec")
 
     @field_validator("color")
     @classmethod

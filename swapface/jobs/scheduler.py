@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 import threading
 import time
 from dataclasses import dataclass
 
 from swapface.jobs.layout import DataDir
+from swapface.jobs.ray_runner import RayJob, connect
 from swapface.jobs.store import Job, Store
 from swapface.jobs.worker import run_job
 
 GPU_KINDS = ("train", "swap")
+RAY_GPU = "ray-gpu-"  # the scheduler's names for a Ray cluster's GPU slots
 POLL_SECONDS = 0.25
 KILL_AFTER_SECONDS = 120.0  # a worker that ignores SIGTERM this long (e.g. stuck in I/O) is killed
 
@@ -43,7 +44,7 @@ def finish_stopped_training(store: Store, data: DataDir, job: Job) -> None:
 
 @dataclass
 class _Running:
-    process: multiprocessing.Process
+    process: multiprocessing.Process | RayJob
     device: str
     signalled: float | None = None
 
@@ -56,9 +57,13 @@ def gpu_devices() -> list[str]:
 
 class Scheduler:
     def __init__(self, store: Store, data: DataDir, cpu_jobs: int = 1, gpus: list[str] | None = None,
-                 threads_per_job: int | None = None) -> None:
+                 threads_per_job: int | None = None, ray_address: str | None = None) -> None:
         self.store, self.data, self.cpu_jobs = store, data, max(1, cpu_jobs)
-        self.gpus = gpu_devices() if gpus is None else gpus
+        self.ray = ray_address is not None
+        if self.ray:  # GPU slots of the cluster; a job on one gets "cuda" (Ray picks the card)
+            self.gpus = [f"{RAY_GPU}{i}" for i in range(connect(ray_address))]
+        else:
+            self.gpus = gpu_devices() if gpus is None else gpus
         self.threads = threads_per_job or max(1, (os.cpu_count() or 1) // self.cpu_jobs)
         self.running: dict[str, _Running] = {}
         self.context = multiprocessing.get_context("spawn")
@@ -77,7 +82,7 @@ class Scheduler:
             self._thread.join()
         for entry in self.running.values():
             if entry.process.is_alive():
-                os.kill(entry.process.pid, signal.SIGTERM)
+                entry.process.terminate()
         deadline = time.monotonic() + wait
         for entry in self.running.values():
             entry.process.join(max(0.0, deadline - time.monotonic()))
@@ -112,7 +117,7 @@ class Scheduler:
             wants_stop = job is None or job.state != "running" or job.control == "stop"
             if wants_stop and entry.signalled is None:
                 entry.signalled = time.monotonic()
-                os.kill(entry.process.pid, signal.SIGTERM)
+                entry.process.terminate()  # SIGTERM: training saves first
             elif entry.signalled is not None and time.monotonic() - entry.signalled > KILL_AFTER_SECONDS:
                 entry.process.kill()
 
@@ -142,8 +147,14 @@ class Scheduler:
             if not self.store.update_job(job.id, only_if_state=("queued",), state="running", device=device,
                                          started=job.started or time.time(), error=None):
                 continue
-            process = self.context.Process(
-                target=run_job, name=f"swapface-{job.kind}-{job.id[:8]}", daemon=False,
-                args=(str(self.data.root), self.store.url, job.id, device, os.getpid(), self.threads))
-            process.start()
+            if self.ray:
+                on_gpu = device.startswith(RAY_GPU)
+                args = (str(self.data.root.resolve()), self.store.url, job.id, "cuda" if on_gpu else "cpu", None,
+                        self.threads)
+                process = RayJob(args, gpus=int(on_gpu), cpus=1)  # Ray's CPUs are slots; a node may have one
+            else:
+                process = self.context.Process(
+                    target=run_job, name=f"swapface-{job.kind}-{job.id[:8]}", daemon=False,
+                    args=(str(self.data.root), self.store.url, job.id, device, os.getpid(), self.threads))
+                process.start()
             self.running[job.id] = _Running(process, device)

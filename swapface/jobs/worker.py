@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 PARENT_CHECK_SECONDS = 0.5
+STORE_CHECK_SECONDS = 1.0
 
 
 def _stop_when_orphaned(parent: int) -> None:
@@ -27,10 +28,29 @@ def _stop_when_orphaned(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
-def run_job(data_root: str, db_url: str, job_id: str, device: str, parent: int, threads: int) -> None:
+def _stop_when_asked(store, job_id: str, finished: threading.Event) -> None:
+    """SIGTERM this worker (training saves first) once the job store says the job should stop, until
+    the job has `finished`: how a worker on a cluster node, which no local signal reaches, hears a pause,
+    stop or cancel."""
+    def watch() -> None:
+        while not finished.wait(STORE_CHECK_SECONDS):
+            try:
+                job = store.get_job(job_id)
+            except Exception:  # a database hiccup: ask again next time
+                continue
+            if job is None or job.state != "running" or job.control == "stop":
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    threading.Thread(target=watch, daemon=True, name="stop-watch").start()
+
+
+def run_job(data_root: str, db_url: str, job_id: str, device: str, parent: int | None, threads: int) -> None:
     """Run job `job_id` on `device`; the final state is written only if the job is still `running`
-    (a cancel or pause from the API wins over a late finish)."""
-    _stop_when_orphaned(parent)
+    (a cancel or pause from the API wins over a late finish). `parent`: the local server's pid, whose
+    end stops the worker (None for a Ray task, which outlives no local parent)."""
+    if parent is not None:
+        _stop_when_orphaned(parent)
     import torch
 
     torch.set_num_threads(threads)
@@ -46,12 +66,17 @@ def run_job(data_root: str, db_url: str, job_id: str, device: str, parent: int, 
         job = store.get_job(job_id)
         if job is None or job.state != "running":
             return
+        finished = threading.Event()
+        if parent is None:
+            _stop_when_asked(store, job_id, finished)
         try:
             outputs = RUNNERS[job.kind](store, data, job, device, Reporter(store, job_id))
         except Exception as exc:  # every failure becomes the job's one-line error, never a dead worker row
+            finished.set()
             store.update_job(job_id, only_if_state=("running",), state="failed", error=_one_line(exc),
                              finished=time.time())
             return
+        finished.set()
         if outputs is not None:
             store.update_job(job_id, only_if_state=("running",), state="done", progress=1.0, outputs=outputs,
                              finished=time.time())

@@ -28,7 +28,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         scheduler = None
         if config.run_jobs:
             scheduler = Scheduler(store, data, cpu_jobs=config.cpu_jobs,
-                                  gpus=None if config.gpus is None else list(config.gpus))
+                                  gpus=None if config.gpus is None else list(config.gpus), ray_address=config.ray)
             scheduler.start()
         app.state.scheduler = scheduler
         yield

@@ -18,3 +18,4 @@ class ServeConfig:
     cpu_jobs: int = 1
     gpus: tuple[str, ...] | None = None  # None: every CUDA device torch sees
     run_jobs: bool = True  # False: an API-only app (tests that drive the scheduler themselves)
+    ray: str | None = None  # a Ray cluster's address: jobs run there as tasks instead of local processes
