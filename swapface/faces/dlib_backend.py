@@ -51,6 +51,7 @@ class DlibBackend:
     """
 
     name = "dlib"
+    scheme = "dlib68"
 
     def __init__(self, detector: str = "hog", min_face: int = 80,
                  min_score: float = DEFAULT_MIN_SCORE) -> None:
