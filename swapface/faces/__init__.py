@@ -7,6 +7,7 @@ from swapface.faces.backend import DetectedFace, FaceBackend
 # builds its backends with make_backend and offers BACKENDS as its --backend choices.
 BACKENDS: dict[str, tuple[str, ...]] = {"dlib": ("hog", "cnn"), "mediapipe": ("full", "short")}
 DEFAULT_BACKEND = "dlib"
+LEGACY_BACKEND = "dlib"  # what made the facesets and models that predate the choice (they record none)
 SCHEMES = {"dlib": "dlib68", "mediapipe": "mediapipe478"}  # landmark scheme each backend's facesets carry
 
 
@@ -23,6 +24,7 @@ def make_backend(name: str = DEFAULT_BACKEND, detector: str | None = None, **opt
     its constructor (min_face, min_score)."""
     check_backend(name, detector)
     detector = detector or BACKENDS[name][0]
+    options = {key: value for key, value in options.items() if value is not None}  # None: the default
     if name == "mediapipe":
         from swapface.faces.mediapipe_backend import MediaPipeBackend
 
@@ -33,6 +35,6 @@ def make_backend(name: str = DEFAULT_BACKEND, detector: str | None = None, **opt
 
 
 __all__ = [
-    "AlignSpec", "BACKENDS", "DEFAULT_BACKEND", "DetectedFace", "FaceBackend", "SCHEMES", "alignment_matrix",
-    "check_backend", "crop_face", "invert", "make_backend", "transform_points",
+    "AlignSpec", "BACKENDS", "DEFAULT_BACKEND", "LEGACY_BACKEND", "DetectedFace", "FaceBackend", "SCHEMES",
+    "alignment_matrix", "check_backend", "crop_face", "invert", "make_backend", "transform_points",
 ]

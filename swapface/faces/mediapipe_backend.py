@@ -13,7 +13,7 @@ Identity embeddings stay dlib's ResNet (delegated), so facesets compare across b
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import cv2
@@ -24,6 +24,7 @@ from swapface.faces.backend import DetectedFace
 
 MODELS = Path(__file__).with_name("models") / "mediapipe"
 DEFAULT_MIN_SCORE = 0.5  # BlazeFace's own default threshold
+NOISE_SCORE = 0.1  # anchors below this are background; a lower floor (e.g. 0) only costs time
 MESH_MIN_PRESENCE = 0.5  # FaceMesh's face-presence score below which the crop holds no face
 MODEL_FACE_PX = 24  # faces of about this size in the detector's 192 px input are still found reliably
 TILE_OVERLAP = 0.25
@@ -49,7 +50,7 @@ LEFT_IRIS, RIGHT_IRIS = np.arange(468, 473), np.arange(473, 478)  # image-left e
 EYE_CORNERS = ((33, 133), (362, 263))  # per eye, the corner on the image's left first
 
 
-@lru_cache(maxsize=None)
+@cache
 def _model_bytes(name: str) -> bytes:
     return (MODELS / name).read_bytes()
 
@@ -142,7 +143,7 @@ class MediaPipeBackend:
     def __init__(self, detector: str = "full", min_face: int = 80, min_score: float = DEFAULT_MIN_SCORE) -> None:
         if detector not in DETECTORS:
             raise ValueError(f"detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
-        self.detector, self.min_face, self.min_score = detector, max(8, int(min_face)), min_score
+        self.detector, self.min_face, self.min_score = detector, max(8, int(min_face)), max(min_score, NOISE_SCORE)
         self._nets: dict[str, object] = {}
         self._embedder = None
 

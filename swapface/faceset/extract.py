@@ -22,10 +22,9 @@ import cv2
 import numpy as np
 
 from swapface.errors import InputError
-from swapface.faces import AlignSpec, FaceBackend, alignment_matrix, crop_face, make_backend
+from swapface.faces import DEFAULT_BACKEND, AlignSpec, FaceBackend, alignment_matrix, crop_face, make_backend
 from swapface.faces.align import transform_points
 from swapface.faces.backend import box_iou
-from swapface.faces.dlib_backend import DEFAULT_MIN_SCORE
 from swapface.faces.quality import sharpness
 from swapface.faceset.store import FaceRecord, Faceset, is_faceset
 from swapface.media import Frame, open_media, probe
@@ -42,8 +41,9 @@ class ExtractOptions:
     spec: AlignSpec = field(default_factory=AlignSpec)
     every: int = 1
     min_face: int = 80
-    detector: str = "hog"
-    min_score: float = DEFAULT_MIN_SCORE
+    backend: str = DEFAULT_BACKEND
+    detector: str | None = None  # None: the backend's default
+    min_score: float | None = None  # None: the backend's default
     reference: np.ndarray | None = None  # mean identity embedding of the wanted person
     max_distance: float = 0.6
     min_sharpness: float = 0.0
@@ -107,6 +107,11 @@ def analyse_frame(image: np.ndarray, backend: FaceBackend, options: ExtractOptio
     return candidates
 
 
+def make_extract_backend(options: ExtractOptions) -> FaceBackend:
+    return make_backend(options.backend, detector=options.detector, min_face=options.min_face,
+                        min_score=options.min_score)
+
+
 # -- worker pool ------------------------------------------------------------------------------------
 
 _worker_backend: FaceBackend | None = None
@@ -116,8 +121,7 @@ _worker_options: ExtractOptions | None = None
 def _init_worker(options: ExtractOptions) -> None:
     global _worker_backend, _worker_options
     cv2.setNumThreads(1)
-    _worker_backend = make_backend("dlib", detector=options.detector, min_face=options.min_face,
-                                   min_score=options.min_score)
+    _worker_backend = make_extract_backend(options)
     _worker_options = options
 
 
@@ -130,8 +134,7 @@ def _analysed(frames: Iterator[Frame], options: ExtractOptions,
               backend: FaceBackend | None) -> Iterator[tuple[Frame, list[Candidate]]]:
     """Analyse frames in order, in a bounded pipeline of worker processes (or in-process)."""
     if options.workers <= 1:
-        backend = backend or make_backend("dlib", detector=options.detector, min_face=options.min_face,
-                                   min_score=options.min_score)
+        backend = backend or make_extract_backend(options)
         for frame in frames:
             yield frame, analyse_frame(frame.image, backend, options)
         return
@@ -209,7 +212,7 @@ def extract(inputs: list[Path], output: Path, options: ExtractOptions,
         raise InputError(output, "exists, is not empty and is not a faceset")
     stats = ExtractStats(frames_total=frames_total)
     start = time.monotonic()
-    faceset = Faceset.create(output, options.spec)
+    faceset = Faceset.create(output, options.spec, options.backend)
     kept_total = 0
     try:
         for path in inputs:
@@ -297,7 +300,7 @@ def reference_embedding(path: Path, backend: FaceBackend | None = None) -> np.nd
     if is_faceset(path):
         with Faceset.open(path) as faceset:
             return faceset.mean_embedding()
-    backend = backend or make_backend("dlib")
+    backend = backend or make_backend()
     embeddings = []
     for frame in open_media(path):
         faces = backend.detect(frame.image)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from swapface.errors import InputError
+from swapface.faces import DEFAULT_BACKEND, LEGACY_BACKEND, SCHEMES
 from swapface.faces.align import AlignSpec
 from swapface.media.images import read_rgb, write_rgb
 
@@ -107,7 +108,8 @@ class Faceset:
         self._db = db
         meta = dict(db.execute("SELECT key, value FROM meta"))
         self.spec = AlignSpec(int(meta["size"]), meta["coverage"])
-        self.backend = meta.get("backend", "dlib")
+        self.backend = meta.get("backend", LEGACY_BACKEND)
+        self.scheme = meta.get("scheme", SCHEMES.get(self.backend, self.backend))
         self._stems: dict[str, str] = {}  # source -> file-name stem, decided once per source
 
     @classmethod
@@ -128,8 +130,8 @@ class Faceset:
         return cls(root, db)
 
     @classmethod
-    def create(cls, path: str | Path, spec: AlignSpec, backend: str = "dlib") -> Faceset:
-        """Create a faceset, or reopen one made with the same crop geometry to resume it."""
+    def create(cls, path: str | Path, spec: AlignSpec, backend: str = DEFAULT_BACKEND) -> Faceset:
+        """Create a faceset, or reopen one made with the same crop geometry and face backend to resume it."""
         root = Path(path)
         if root.exists() and not root.is_dir():
             raise InputError(root, "exists and is not a folder")
@@ -138,6 +140,9 @@ class Faceset:
             if faceset.spec != spec:
                 raise InputError(root, f"faceset holds {faceset.spec.size} px '{faceset.spec.coverage}' "
                                        f"crops; asked for {spec.size} px '{spec.coverage}'")
+            if faceset.backend != backend:
+                raise InputError(root, f"faceset was made with the {faceset.backend} face backend; asked for "
+                                       f"{backend} (its landmarks would not match)")
             return faceset
         root.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(root / DB_NAME)
@@ -145,7 +150,7 @@ class Faceset:
             db.executescript(_SCHEMA)
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
                 ("format", str(FORMAT_VERSION)), ("size", str(spec.size)),
-                ("coverage", spec.coverage), ("backend", backend),
+                ("coverage", spec.coverage), ("backend", backend), ("scheme", SCHEMES[backend]),
             ])
         return cls(root, db)
 
@@ -233,3 +238,20 @@ class Faceset:
             ])
             self._db.execute("INSERT OR REPLACE INTO progress VALUES (?, ?, ?)",
                              (source, next_frame, int(complete)))
+
+
+def shared_backend(paths: Iterable[str | Path]) -> dict[str, str]:
+    """The face backend and landmark scheme that made all these facesets (a model dir records them, so
+    swap aligns faces the way its training crops were aligned); facesets of different backends cannot
+    train one model, as their crops are aligned differently."""
+    seen: dict[str, str] = {}
+    first: Path | None = None
+    for path in paths:
+        with Faceset.open(path) as faceset:
+            made = {"backend": faceset.backend, "scheme": faceset.scheme}
+        if first is None:
+            seen, first = made, Path(path)
+        elif made != seen:
+            raise InputError(path, f"faces come from the {made['backend']} backend but {first} has "
+                                   f"{seen['backend']}'s; extract both with the same --backend")
+    return seen

@@ -40,7 +40,7 @@ from swapface.media.writer import (
     output_kind,
 )
 from swapface.model import ModelConfig, SwapAutoencoder
-from swapface.modeldir import CONFIG_FILE, load_model, read_config_json
+from swapface.modeldir import CONFIG_FILE, face_backend, load_model, read_config_json
 from swapface.swap.blend import BLEND_MODES, paste_face
 from swapface.swap.color import COLOR_MODES, transfer_color
 from swapface.swap.detect_ahead import DetectAhead
@@ -63,7 +63,8 @@ class SwapOptions:
     blur: float = 12.0
     blend: str = "laplacian"
     smooth: float = 1.0
-    detector: str = "hog"
+    backend: str | None = None  # None: the backend that made the model's facesets (see modeldir.face_backend)
+    detector: str | None = None  # None: the backend's default
     min_face: int | None = None  # None: a tenth of the frame's short side, at least 80 px
     detect_every: int = 5
     detect_workers: int | None = None  # threads detecting keyframes ahead (None: cores - 1, up to 4; 0: inline)
@@ -399,12 +400,14 @@ def swap_media(input_path: str | Path, model_dir: str | Path, output: str | Path
     stats = SwapStats()
     min_face = options.min_face or default_min_face(info)
 
+    backend_name = face_backend(model_dir, options.backend)
+
     def make_detector() -> FaceBackend:  # the tracker's, and one per thread detecting ahead
-        return make_backend("dlib", detector=options.detector, min_face=min_face)
+        return make_backend(backend_name, detector=options.detector, min_face=min_face)
 
     backend = make_detector()
     # Windows around tracked faces: detected at scale 1, with no score floor (a face is known to be there).
-    window_backend = make_backend("dlib", detector=options.detector, min_face=80, min_score=0.0)
+    window_backend = make_backend(backend_name, detector=options.detector, min_face=80, min_score=0.0)
     is_wanted = None
     if options.reference is not None:
         reference = np.asarray(options.reference, np.float32)
