@@ -19,7 +19,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from swapface.faces.align import is_face_shaped
 from swapface.faces.backend import DetectedFace
 
 MODELS = Path(__file__).with_name("models") / "mediapipe"
@@ -27,7 +26,9 @@ DEFAULT_MIN_SCORE = 0.5  # BlazeFace's own default threshold
 NOISE_SCORE = 0.1  # anchors below this are background; a lower floor (e.g. 0) only costs time
 MESH_MIN_PRESENCE = 0.5  # FaceMesh's face-presence score below which the crop holds no face
 MODEL_FACE_PX = 24  # faces of about this size in the detector's 192 px input are still found reliably
-TILE_OVERLAP = 0.25
+TILE_OVERLAP = 0.4  # tiles overlap by this fraction, so every face up to TILE_MAX_FACE lies whole in one
+TILE_MAX_FACE = 0.3  # a tile keeps faces up to this fraction of its side ...
+TILE_MARGIN = 0.02  # ... lying at least this fraction of its side from its edges
 
 # The iBUG 68-point scheme drawn from the 468-point mesh, for the code that wants 68 (alignment
 # template, tracking checks): eye and mouth corners are the same anatomical points; jaw and brow points
@@ -132,9 +133,9 @@ class MediaPipeBackend:
     """BlazeFace + FaceMesh (+ iris) behind the FaceBackend interface; landmarks come as the 68-point
     view (`MESH_TO_68`), the full 478 points as `DetectedFace.dense`.
 
-    `detector`: "full" (BlazeFace full range: small and large faces) or "short" (faces filling much of
-    the frame). Frames whose smallest wanted face (`min_face` px) would shrink below the detector's
-    reach are searched in overlapping tiles as well as whole.
+    `detector`: "full" (BlazeFace short and full range: small and large faces) or "short" (short range
+    only: faster, for faces filling much of the frame). With "full", frames whose smallest wanted face
+    (`min_face` px) would shrink below the detector's reach are also searched in overlapping tiles.
     """
 
     name = "mediapipe"
@@ -160,9 +161,11 @@ class MediaPipeBackend:
 
     # -- detection ---------------------------------------------------------------------------------
 
-    def _detect_square(self, image: np.ndarray, x0: int, y0: int, side: int) -> list:
-        """Detections in the square window (x0, y0, side) of the image (zero-padded past its edges)."""
-        file, size, anchors = DETECTORS[self.detector]
+    def _detect_square(self, image: np.ndarray, x0: int, y0: int, side: int, model: str, tile: bool = False) -> list:
+        """Detections in the square window (x0, y0, side) of the image (zero-padded past its edges). In a
+        tile, only faces well inside it and small for it count: a tile that cuts a large face would
+        report its parts (the whole-frame pass finds the large faces)."""
+        file, size, anchors = DETECTORS[model]
         matrix = np.array([[size / side, 0, -x0 * size / side], [0, size / side, -y0 * size / side]])
         interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
         crop = cv2.warpAffine(image, matrix, (size, size), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
@@ -176,25 +179,36 @@ class MediaPipeBackend:
         half = raw[:, 2:4] / 2
         boxes = np.concatenate([centre - half, centre + half], 1) * side + [x0, y0, x0, y0]
         keypoints = (raw[:, 4:16].reshape(-1, 6, 2) + anchor[:, None]) * side + [x0, y0]
-        return list(zip(boxes, scores[hit], keypoints, strict=True))
+        found = zip(boxes, scores[hit], keypoints, strict=True)
+        if tile:
+            margin = side * TILE_MARGIN
+            inner = np.array([x0 + margin, y0 + margin, x0 + side - margin, y0 + side - margin])
+            found = [d for d in found if (d[0][2:] - d[0][:2]).max() <= side * TILE_MAX_FACE
+                     and (d[0][:2] >= inner[:2]).all() and (d[0][2:] <= inner[2:]).all()]
+        return list(found)
 
-    def _windows(self, shape: tuple[int, ...]) -> list[tuple[int, int, int]]:
-        """The whole frame (as one square), plus overlapping tiles when min_face needs them."""
+    def _windows(self, shape: tuple[int, ...]) -> list[tuple[int, int, int, str, bool]]:
+        """Where to look, with which model: the whole frame (as one square) with the short-range model
+        (large faces: the full-range one scores faces that fill the frame low); with "full", also the
+        whole frame and, when min_face needs them, overlapping tiles with the full-range model."""
         h, w = shape[:2]
         side = max(h, w)
-        windows = [(0, 0, side)]
-        size = DETECTORS[self.detector][1]
-        tile = int(self.min_face * size / MODEL_FACE_PX)
+        windows = [(0, 0, side, "short", False)]
+        if self.detector == "short":
+            return windows
+        windows.append((0, 0, side, "full", False))
+        tile = int(self.min_face * DETECTORS["full"][1] / MODEL_FACE_PX)
         if tile < side:
             tile = max(tile, 64)
             step = int(tile * (1 - TILE_OVERLAP))
             xs = list(range(0, max(w - tile, 0) + 1, step)) + ([w - tile] if w > tile else [])
             ys = list(range(0, max(h - tile, 0) + 1, step)) + ([h - tile] if h > tile else [])
-            windows += [(x, y, tile) for y in sorted(set(ys)) for x in sorted(set(xs))]
+            windows += [(x, y, tile, "full", True) for y in sorted(set(ys)) for x in sorted(set(xs))]
         return windows
 
     def _detections(self, image: np.ndarray) -> list[tuple[np.ndarray, float, np.ndarray]]:
-        found = [d for window in self._windows(image.shape) for d in self._detect_square(image, *window)]
+        found = [d for x, y, side, model, tile in self._windows(image.shape)
+                 for d in self._detect_square(image, x, y, side, model, tile)]
         if not found:
             return []
         boxes, scores, keypoints = (np.array(v) for v in zip(*found, strict=True))
@@ -211,11 +225,10 @@ class MediaPipeBackend:
             centre = (box[:2] + box[2:]) / 2
             size = 1.5 * max(box[2] - box[0], box[3] - box[1])
             dense = self._mesh_refined(image, centre, size, angle)
-            if dense is None:
-                continue
-            landmarks = dense[MESH_TO_68]
-            if is_face_shaped(landmarks):
-                faces.append(DetectedFace(box, score, landmarks, dense))
+            # Two networks agree (BlazeFace, then the mesh's face-presence score): no shape check, which
+            # would reject faces looking down (the mesh's points are always face-shaped anyway).
+            if dense is not None:
+                faces.append(DetectedFace(box, score, dense[MESH_TO_68], dense))
         return faces
 
     # -- landmarks ---------------------------------------------------------------------------------
