@@ -90,7 +90,7 @@ def test_mesh_points_irises_and_the_68_view(stills):
 
 def test_backend_choices_come_from_one_list():
     assert DEFAULT_BACKEND in BACKENDS and set(SCHEMES) == set(BACKENDS)
-    with pytest.raises(ValueError, match="available: dlib, mediapipe"):
+    with pytest.raises(ValueError, match="available: mediapipe, dlib"):
         make_backend("insightface")
     with pytest.raises(ValueError, match="hog, cnn"):
         make_backend("dlib", detector="full")

@@ -12,7 +12,12 @@ Identity embeddings stay dlib's ResNet (delegated), so facesets compare across b
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
+import threading
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -39,11 +44,31 @@ def _model_bytes(name: str) -> bytes:
     return (MODELS / name).read_bytes()
 
 
+_QUIET = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 while LiteRT loads a model: its C++ logger prints an INFO line ("Created
+    TensorFlow Lite XNNPACK delegate") that no setting turns off, and our errors must stay one line."""
+    with _QUIET:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _interpreter(name: str):
     from ai_edge_litert.interpreter import Interpreter  # imported here: only this backend needs it
 
-    interpreter = Interpreter(model_content=_model_bytes(name), num_threads=1)
-    interpreter.allocate_tensors()
+    with _quiet_stderr():
+        interpreter = Interpreter(model_content=_model_bytes(name), num_threads=1)
+        interpreter.allocate_tensors()
     return interpreter
 
 
