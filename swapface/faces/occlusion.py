@@ -61,13 +61,18 @@ class OcclusionNet(nn.Module):
         return coarse + self.refine(torch.cat([image, torch.sigmoid(coarse)], 1))
 
 
+def read_weights(path: Path = WEIGHTS) -> dict[str, torch.Tensor]:
+    """A weights file (stored in fp16) as fp32 tensors for OcclusionNet.load_state_dict."""
+    from safetensors.torch import load_file
+
+    return {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+
+
 @lru_cache(maxsize=1)
 def load_occlusion_net() -> OcclusionNet:
     """The shipped network, in eval mode on the CPU (one per process; it is small)."""
-    from safetensors.torch import load_file
-
     net = OcclusionNet()
-    net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in load_file(str(WEIGHTS)).items()})
+    net.load_state_dict(read_weights())
     return net.eval()
 
 

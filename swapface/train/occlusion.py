@@ -23,7 +23,7 @@ from swapface.errors import InputError
 from swapface.faces import AlignSpec, alignment_matrix, crop_face, make_backend, transform_points
 from swapface.faces.align import COVERAGES
 from swapface.faces.masks import dense_face_mask
-from swapface.faces.occlusion import OCCLUSION_SIZE, OcclusionNet
+from swapface.faces.occlusion import OCCLUSION_SIZE, OcclusionNet, read_weights
 from swapface.media import open_media
 from swapface.modeldir import save_tensors
 from swapface.train.occluders import occlude
@@ -38,6 +38,7 @@ class OcclusionTrainOptions:
     lr: float = 2e-3
     minutes: float = 30.0
     seed: int = 0
+    init: Path | None = None  # weights to start from (e.g. the shipped ones) instead of random ones
 
 
 def _jitter(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -121,7 +122,7 @@ def occluded_iou(visible: np.ndarray, oval: np.ndarray, covered: np.ndarray) -> 
 def train_occlusion(train_clips: list[Path], val_clips: list[Path], output: Path,
                     options: OcclusionTrainOptions = OcclusionTrainOptions(),
                     progress: Callable[[str], None] = print) -> dict[str, float]:
-    """Train from scratch for `options.minutes`, keep the weights that score best on the held-out
+    """Train for `options.minutes` (lr decaying to 0), keep the weights that score best on the held-out
     clips (occluded-region IoU), write them to `output` (safetensors, fp16). Returns the scores."""
     rng = np.random.default_rng(options.seed)
     torch.manual_seed(options.seed)
@@ -131,8 +132,11 @@ def train_occlusion(train_clips: list[Path], val_clips: list[Path], output: Path
     val_rng = np.random.default_rng(1234)
     val = make_batch(val_rng, val_crops, val_ovals, len(val_crops) * 2, clean=0.0)
     net = OcclusionNet()
+    if options.init is not None:
+        net.load_state_dict(read_weights(options.init))
     optimiser = torch.optim.AdamW(net.parameters(), lr=options.lr, weight_decay=1e-4)
-    deadline = time.monotonic() + options.minutes * 60
+    start = time.monotonic()
+    deadline = start + options.minutes * 60
     best = {"iou": -1.0}
     step = 0
     while time.monotonic() < deadline:
@@ -142,6 +146,9 @@ def train_occlusion(train_clips: list[Path], val_clips: list[Path], output: Path
         loss = _loss(net(x), y)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
+        for group in optimiser.param_groups:  # cosine decay over the time budget
+            group["lr"] = options.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (time.monotonic() - start)
+                                                                         / (deadline - start))))
         optimiser.step()
         step += 1
         if step % 250 == 0:
