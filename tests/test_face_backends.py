@@ -117,3 +117,15 @@ def test_facesets_and_models_record_their_backend(tmp_path):
     config["training"] = {}  # a model from before the choice: its faces were dlib's
     (model / "config.json").write_text(json.dumps(config))
     assert face_backend(model) == "dlib"
+
+
+def test_extraction_keeps_the_mesh_points(tmp_path):
+    from swapface.faceset.extract import ExtractOptions, extract
+
+    out = tmp_path / "fs"
+    extract([STILLS / "lp_d19.jpg"], out, ExtractOptions(spec=AlignSpec(128, "whole")))
+    with Faceset.open(out) as faceset:
+        record, = faceset.records()
+        assert faceset.backend == DEFAULT_BACKEND and record.dense.shape == (478, 2)
+        mouth = dense_regions(record.crop_dense(), (128, 128))["mouth"]
+        assert mouth.sum() > 50  # the wide-open mouth, in crop pixels

@@ -83,6 +83,7 @@ class Candidate:
     sharpness: float
     embedding: np.ndarray | None
     reject: str | None
+    dense: np.ndarray | None = None
 
 
 def analyse_frame(image: np.ndarray, backend: FaceBackend, options: ExtractOptions) -> list[Candidate]:
@@ -99,7 +100,7 @@ def analyse_frame(image: np.ndarray, backend: FaceBackend, options: ExtractOptio
         if reject is None and score < options.min_sharpness:
             reject = "blurred"
         candidates.append(Candidate(face.bbox, face.score, face.landmarks, matrix, crop,
-                                    transform_points(face.landmarks, matrix), score, None, reject))
+                                    transform_points(face.landmarks, matrix), score, None, reject, face.dense))
     keep = [c for c in candidates if c.reject is None]
     for candidate, embedding in zip(keep, backend.embed_many(image, [c.landmarks for c in keep]),
                                     strict=True):
@@ -279,7 +280,7 @@ def _extract_source(path: Path, faceset: Faceset, options: ExtractOptions, stats
                 frame=frame.index, time=frame.time, face=face_index, bbox=candidate.bbox,
                 landmarks=candidate.landmarks, crop_landmarks=candidate.crop_landmarks,
                 matrix=candidate.matrix, embedding=candidate.embedding, sharpness=candidate.sharpness,
-                score=candidate.score, frame_width=width, frame_height=height,
+                score=candidate.score, frame_width=width, frame_height=height, dense=candidate.dense,
             )
             buffered.append((record, candidate.crop))
             kept_here.append(_Kept(candidate.bbox, candidate.crop_landmarks, _thumbnail(candidate.crop)))

@@ -9,6 +9,7 @@ This is the contract between extraction, training, swapping and evaluation. Rule
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
@@ -42,7 +43,8 @@ CREATE TABLE IF NOT EXISTS faces (
     sharpness REAL NOT NULL,
     score REAL NOT NULL,
     frame_width INTEGER NOT NULL,
-    frame_height INTEGER NOT NULL
+    frame_height INTEGER NOT NULL,
+    dense TEXT
 );
 CREATE INDEX IF NOT EXISTS faces_by_source ON faces (source, frame, face);
 CREATE TABLE IF NOT EXISTS progress (
@@ -71,6 +73,13 @@ class FaceRecord:
     score: float
     frame_width: int
     frame_height: int
+    dense: np.ndarray | None = None  # (N, 2) the backend's own denser points in the source frame (MediaPipe: 478)
+
+    def crop_dense(self) -> np.ndarray | None:
+        """The dense points in the aligned crop (for the mesh's face, mouth, eye and iris masks)."""
+        if self.dense is None:
+            return None
+        return self.dense @ self.matrix[:, :2].T + self.matrix[:, 2]
 
 
 def _dump(array: np.ndarray) -> str:
@@ -83,7 +92,7 @@ def _load(text: str, dtype=np.float64) -> np.ndarray:
 
 _COLUMNS = (
     "filename, source, frame, time, face, bbox, landmarks, crop_landmarks, matrix, embedding, "
-    "sharpness, score, frame_width, frame_height"
+    "sharpness, score, frame_width, frame_height, dense"
 )
 
 
@@ -92,7 +101,7 @@ def _record(row: tuple) -> FaceRecord:
         filename=row[0], source=row[1], frame=row[2], time=row[3], face=row[4], bbox=_load(row[5]),
         landmarks=_load(row[6]), crop_landmarks=_load(row[7]), matrix=_load(row[8]),
         embedding=_load(row[9], np.float32), sharpness=row[10], score=row[11], frame_width=row[12],
-        frame_height=row[13],
+        frame_height=row[13], dense=_load(row[14]) if row[14] else None,
     )
 
 
@@ -127,6 +136,10 @@ class Faceset:
             raise InputError(root / DB_NAME, f"damaged faceset database ({exc})") from None
         if version is None or int(version[0]) > FORMAT_VERSION:
             raise InputError(root / DB_NAME, "unknown faceset format version")
+        if "dense" not in {row[1] for row in db.execute("PRAGMA table_info(faces)")}:
+            # A faceset made before dense points were kept: add the column (empty), unless it is read-only.
+            with contextlib.suppress(sqlite3.OperationalError), db:
+                db.execute("ALTER TABLE faces ADD COLUMN dense TEXT")
         return cls(root, db)
 
     @classmethod
@@ -167,7 +180,8 @@ class Faceset:
 
     def records(self, source: str | None = None) -> list[FaceRecord]:
         """Faces whose PNG still exists, ordered by source, frame and face."""
-        query = f"SELECT {_COLUMNS} FROM faces"
+        has_dense = "dense" in {row[1] for row in self._db.execute("PRAGMA table_info(faces)")}
+        query = f"SELECT {_COLUMNS if has_dense else _COLUMNS.replace(', dense', ', NULL')} FROM faces"
         args: tuple = ()
         if source is not None:
             query += " WHERE source = ?"
@@ -231,10 +245,10 @@ class Faceset:
             write_rgb(self.root / record.filename, crop)
         with self._db:
             self._db.executemany(f"INSERT OR REPLACE INTO faces ({_COLUMNS}) VALUES "
-                                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+                                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
                 (r.filename, r.source, r.frame, r.time, r.face, _dump(r.bbox), _dump(r.landmarks),
                  _dump(r.crop_landmarks), _dump(r.matrix), _dump(r.embedding), r.sharpness, r.score,
-                 r.frame_width, r.frame_height) for r, _ in faces
+                 r.frame_width, r.frame_height, None if r.dense is None else _dump(r.dense)) for r, _ in faces
             ])
             self._db.execute("INSERT OR REPLACE INTO progress VALUES (?, ?, ?)",
                              (source, next_frame, int(complete)))
