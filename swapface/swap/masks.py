@@ -23,6 +23,7 @@ MASK_PARTS: dict[str, tuple[str, ...]] = {
 }
 MASK_MODES = tuple(MASK_PARTS)
 REFERENCE_FACE_PX = 256.0
+OCCLUDER_SHARPNESS = 0.25  # erosion and feather at an occluder's edge, as a fraction of the outline's
 
 
 def crop_pixels(px: float, crop_size: int) -> float:
@@ -51,12 +52,19 @@ def face_mask(mode: str, learned: np.ndarray | None, crop_landmarks: np.ndarray,
         parts.append(np.clip(learned.astype(np.float32), 0.0, 1.0))
     if "hull" in wanted:
         parts.append(hull_mask(crop_landmarks, (size, size)))
-    if "occlusion" in wanted:
-        from swapface.faces.occlusion import visible_face  # torch-free callers never load it
+    if "occlusion" not in wanted:
+        mask = parts[0] if len(parts) == 1 else np.minimum.reduce(parts)
+        return erode_and_blur(mask, erode_px, blur_px)
+    from swapface.faces.occlusion import visible_face  # torch-free callers never load it
 
-        parts.append(visible_face(crop[None])[0])
-    mask = parts[0] if len(parts) == 1 else np.minimum.reduce(parts)
-    return erode_and_blur(mask, erode_px, blur_px)
+    visible = visible_face(crop[None])[0]
+    if not parts:
+        return erode_and_blur(visible, erode_px, blur_px)
+    # The face's outline gets the wide feather that hides a seam; an occluder's edge is a real, sharp
+    # edge in the picture, so it is cut with a narrow one (a wide feather would paint over the object).
+    outline = erode_and_blur(np.minimum.reduce(parts), erode_px, blur_px)
+    return outline * erode_and_blur(visible, max(erode_px, 0.0) * OCCLUDER_SHARPNESS,
+                                    blur_px * OCCLUDER_SHARPNESS)
 
 
 def erode_and_blur(mask: np.ndarray, erode_px: float, blur_px: float) -> np.ndarray:
