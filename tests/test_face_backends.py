@@ -4,6 +4,7 @@ its regions, and the backend/scheme records that keep facesets, models and swap 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -129,3 +130,22 @@ def test_extraction_keeps_the_mesh_points(tmp_path):
         assert faceset.backend == DEFAULT_BACKEND and record.dense.shape == (478, 2)
         mouth = dense_regions(record.crop_dense(), (128, 128))["mouth"]
         assert mouth.sum() > 50  # the wide-open mouth, in crop pixels
+
+
+def test_swap_refuses_another_backend_than_the_models_in_one_line(tmp_path):
+    import shutil
+
+    import swapface
+    from tests.test_extract import assert_one_line_error, run_cli
+
+    model = tmp_path / "model"
+    shutil.copytree(Path(swapface.__file__).parent / "assets" / "demo_model", model)
+    config = json.loads((model / "config.json").read_text())
+    config["training"]["faces"] = {"backend": "mediapipe", "scheme": "mediapipe478"}
+    (model / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "out.png"
+    result = run_cli("swap", STILLS / "lp_d9.jpg", "-m", model, "-o", out, "--backend", "dlib")
+    assert_one_line_error(result, "config.json", "swap with --backend mediapipe")
+    assert not out.exists()
+    result = run_cli("swap", STILLS / "lp_d9.jpg", "-m", model, "-o", out, "--backend", "opencv")
+    assert_one_line_error(result, "unknown face backend 'opencv'")
