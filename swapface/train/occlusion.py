@@ -105,10 +105,13 @@ def make_batch(rng: np.random.Generator, crops: np.ndarray, ovals: np.ndarray, s
     return np.stack(images), np.stack(labels).astype(np.float32), np.stack(covers), np.stack(faces)
 
 
-def _loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+OCCLUDER_WEIGHT = 4.0  # per-pixel loss weight where an occluder covers the face: the part that matters
+
+
+def _loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     prob = torch.sigmoid(logits)
     dice = 1 - (2 * (prob * target).sum((1, 2, 3)) + 1) / (prob.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1)
-    return F.binary_cross_entropy_with_logits(logits, target) + dice.mean()
+    return F.binary_cross_entropy_with_logits(logits, target, weight) + dice.mean()
 
 
 def occluded_iou(visible: np.ndarray, oval: np.ndarray, covered: np.ndarray) -> float:
@@ -140,10 +143,11 @@ def train_occlusion(train_clips: list[Path], val_clips: list[Path], output: Path
     best = {"iou": -1.0}
     step = 0
     while time.monotonic() < deadline:
-        images, labels, _, _ = make_batch(rng, crops, ovals, options.batch_size)
+        images, labels, covers, faces = make_batch(rng, crops, ovals, options.batch_size)
         x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
         y = torch.from_numpy(labels)[:, None]
-        loss = _loss(net(x), y)
+        weight = 1 + (OCCLUDER_WEIGHT - 1) * torch.from_numpy(covers * (faces > 0.5))[:, None]
+        loss = _loss(net(x), y, weight)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         for group in optimiser.param_groups:  # cosine decay over the time budget
