@@ -84,6 +84,7 @@ def test_mask_modes_combine_occlusion():
         face_mask("occlusion", None, np.zeros((68, 2)), 64)
 
 
+@pytest.mark.slow
 def test_occlusion_mask_finds_the_object(occluded):
     folder, masks, faces = occluded
     spec = AlignSpec(128, "whole")
