@@ -227,12 +227,10 @@ class MediaPipeBackend:
 
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
         faces = []
-        for box, score, keypoints in self._detections(image):
-            right_eye, left_eye = keypoints[0], keypoints[1]
-            angle = math.atan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0])
-            centre = (box[:2] + box[2:]) / 2
-            size = 1.5 * max(box[2] - box[0], box[3] - box[1])
-            dense = self._mesh_refined(image, centre, size, angle)
+        for box, score, _ in self._detections(image):
+            # The same fit as landmarks(image, box), so re-fitting a detected face gives the same points
+            # (evaluation re-fits at the source's box); the refining pass turns the ROI with the face.
+            dense = self.dense_landmarks(image, box)
             # Two networks agree (BlazeFace, then the mesh's face-presence score): no shape check, which
             # would reject faces looking down (the mesh's points are always face-shaped anyway).
             if dense is not None:
