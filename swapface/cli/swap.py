@@ -45,8 +45,8 @@ def swap_command(
         help=f"Colour transfer inside the mask: {', '.join(COLOR_MODES)} (Reinhard in LAB).")] = "reinhard",
     mask: Annotated[str, typer.Option(
         help="Blend mask: learned (the model's), hull (from landmarks), both (their minimum), occlusion (visible "
-             "face: leaves hands and objects in front of the face alone), learned+occlusion, hull+occlusion or all."
-    )] = "both",
+             "face: leaves hands and objects in front of the face alone), learned+occlusion, hull+occlusion or all "
+             "(the three).")] = "all",
     erode: Annotated[float, typer.Option(
         help="Shrink the mask by this many pixels of a face 256 px across (scales with the face; "
              "negative grows it).")] = 4.0,

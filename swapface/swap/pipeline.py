@@ -58,7 +58,7 @@ class SwapOptions:
     reference: np.ndarray | None = None  # identity embedding of the only person to swap
     max_distance: float = 0.6
     color: str = "reinhard"
-    mask: str = "both"
+    mask: str = "all"  # learned + hull + occlusion: measured best (docs/benchmarks.md, "Occlusion mask")
     erode: float = 4.0  # px of a face 256 px across (scales with the face)
     blur: float = 12.0
     blend: str = "laplacian"
