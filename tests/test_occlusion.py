@@ -29,7 +29,7 @@ from tests.conftest import VIDEOS
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "swapface" / "assets" / "demo_model"
 FRAMES, COVERED = 16, range(4, 16)  # frames of vrt_4 used, and those with the object over the face
 UNCHANGED = 8  # grey levels: what still counts as an unchanged pixel (blending's low bands reach this far)
-MEASURED_IOU, MEASURED_KEPT = 0.55, 0.8  # floors under what the shipped weights measured (2026-11-26)
+MEASURED_IOU, MEASURED_KEPT = 0.6, 0.78  # floors under what the shipped weights measured: 0.647, 0.814
 
 
 def _microphone(shape: tuple[int, int], landmarks: np.ndarray) -> np.ndarray:
