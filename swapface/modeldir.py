@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from swapface.atomic import atomic_path, atomic_write_text
 from swapface.errors import InputError, SwapfaceError
+from swapface.faces import LEGACY_BACKEND
 from swapface.model import ModelConfig, SwapAutoencoder
 
 CONFIG_FILE = "config.json"
@@ -143,3 +144,14 @@ def _check_weights_config(weights: Path, config: ModelConfig) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
+
+
+def face_backend(model_dir: str | Path, requested: str | None = None) -> str:
+    """The face backend that made the model's training facesets, which swap must align faces with (the
+    crops of another backend sit a little differently); `requested` other than that is an error."""
+    faces = read_config_json(model_dir).get("training", {}).get("faces") or {}
+    recorded = faces.get("backend", LEGACY_BACKEND)
+    if requested is not None and requested != recorded:
+        raise InputError(Path(model_dir) / CONFIG_FILE, f"the model was trained on faces of the {recorded} backend; "
+                                                        f"swap with --backend {recorded} (or leave --backend out)")
+    return recorded

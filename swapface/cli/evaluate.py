@@ -12,10 +12,12 @@ from rich.table import Table
 
 from swapface.atomic import check_folder_writable
 from swapface.cli.common import console, user_errors
+from swapface.cli.face_options import BackendOption, DetectorOption, checked
 from swapface.errors import SwapfaceError
 from swapface.eval.evaluate import METRICS, EvalOptions, EvalResult, evaluate
 from swapface.eval.heldout import DirectionScores, held_out_scores
 from swapface.eval.report import HTML_NAME, JSON_NAME, write_report
+from swapface.faces import DEFAULT_BACKEND
 from swapface.outputs import check_outputs
 
 FACESET_OR_IMAGE = "a faceset, an image, or a folder of images"
@@ -39,8 +41,8 @@ def eval_command(
     max_faces: Annotated[int, typer.Option(help="Held-out faces to score per identity and direction.", min=1)] = 64,
     device: Annotated[str, typer.Option(help="Device for the model (cpu, cuda, cuda:1, ...).")] = "cpu",
     max_frames: Annotated[int | None, typer.Option(help="Score at most this many frames.", min=1)] = None,
-    detector: Annotated[str, typer.Option(help="Face detector: hog (fast) or cnn (slower, finds harder "
-                                               "faces).")] = "hog",
+    backend: BackendOption = DEFAULT_BACKEND,
+    detector: DetectorOption = None,
     min_face: Annotated[int, typer.Option("--min-face", help="Smallest face to look for, in pixels.", min=8)] = 80,
     workers: Annotated[int, typer.Option(help="Face-analysis processes (default: one per CPU core).",
                                          min=1)] = os.cpu_count() or 1,
@@ -56,15 +58,15 @@ def eval_command(
         if source is None and model is None:
             raise SwapfaceError("nothing to evaluate: give --source/--swapped/--target, or --model with held-out "
                                 "facesets")
-        if detector not in ("hog", "cnn"):
-            raise SwapfaceError(f"--detector must be hog or cnn, got {detector!r}")
+        checked(backend, detector)
         check_outputs([source, swapped, target, original, model, held_out_a, held_out_b],
                       files=[output_dir / JSON_NAME, output_dir / HTML_NAME])
         check_folder_writable(output_dir)
 
         video = None
         if source is not None:
-            options = EvalOptions(detector=detector, min_face=min_face, max_frames=max_frames, workers=workers)
+            options = EvalOptions(backend=backend, detector=detector, min_face=min_face, max_frames=max_frames,
+                                  workers=workers)
             video = _evaluate_video(source, swapped, target, original, options)
         directions = None
         if model is not None:

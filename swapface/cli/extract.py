@@ -11,9 +11,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from swapface.cli.common import console, user_errors
-from swapface.faces import AlignSpec
+from swapface.cli.face_options import BackendOption, DetectorOption, checked
+from swapface.faces import DEFAULT_BACKEND, AlignSpec
 from swapface.faces.align import COVERAGES
-from swapface.faces.dlib_backend import DEFAULT_MIN_SCORE
 from swapface.faceset.extract import ExtractOptions, ExtractStats, extract, reference_embedding
 from swapface.media.sequences import colour_summary
 
@@ -30,11 +30,11 @@ def extract_command(
     min_face: Annotated[int, typer.Option(
         "--min-face", help="Smallest face to keep, in pixels; smaller values also make the detector "
                            "look harder (and slower) for small faces.", min=8)] = 80,
-    detector: Annotated[str, typer.Option(help="Face detector: hog (fast) or cnn (dlib MMOD, slower, "
-                                               "finds harder faces).")] = "hog",
-    min_score: Annotated[float, typer.Option(
-        help="Smallest detector confidence to accept (lower finds harder faces and more false ones).")
-    ] = DEFAULT_MIN_SCORE,
+    backend: BackendOption = DEFAULT_BACKEND,
+    detector: DetectorOption = None,
+    min_score: Annotated[float | None, typer.Option(
+        help="Smallest detector confidence to accept (lower finds harder faces and more false ones; default: "
+             "the backend's).")] = None,
     reference: Annotated[Path | None, typer.Option(
         help="Keep only this person: an image of them, a folder of images, or a faceset.")] = None,
     max_distance: Annotated[float, typer.Option(
@@ -56,10 +56,9 @@ def extract_command(
             spec = AlignSpec(size, coverage)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from None
-        if detector not in ("hog", "cnn"):
-            raise typer.BadParameter(f"detector must be hog or cnn, got {detector!r}")
+        checked(backend, detector)
         target = reference_embedding(reference) if reference is not None else None
-        options = ExtractOptions(spec=spec, every=every, min_face=min_face, detector=detector,
+        options = ExtractOptions(spec=spec, every=every, min_face=min_face, backend=backend, detector=detector,
                                  min_score=min_score, reference=target, max_distance=max_distance,
                                  min_sharpness=min_sharpness, dedupe=dedupe, workers=workers, max_frames=max_frames,
                                  colorspace=colorspace)

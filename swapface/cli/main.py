@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from swapface.cli import demo, evaluate, extract, serve, swap, train, verify
+from swapface.cli import demo, evaluate, extract, serve, swap, train, train_occlusion, verify
 
 app = typer.Typer(
     name="swapface",
@@ -20,7 +20,7 @@ def main() -> None:
     """Swap one person's face for another's in video: extract faces, train a model, swap, evaluate."""
 
 
-for module in (demo, extract, train, swap, evaluate, verify, serve):
+for module in (demo, extract, train, swap, evaluate, verify, serve, train_occlusion):
     module.register(app)
 
 

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from swapface.cli.common import console, user_errors
+from swapface.cli.face_options import DetectorOption, SwapBackendOption, checked
 from swapface.errors import SwapfaceError
 from swapface.faceset.extract import reference_embedding
 from swapface.media import MediaInfo, probe
@@ -50,7 +51,9 @@ def swap_command(
     color: Annotated[str, typer.Option(
         help=f"Colour transfer inside the mask: {', '.join(COLOR_MODES)} (Reinhard in LAB).")] = "reinhard",
     mask: Annotated[str, typer.Option(
-        help="Blend mask: learned (the model's), hull (from landmarks) or both (their minimum).")] = "both",
+        help="Blend mask: learned (the model's), hull (from landmarks), both (their minimum), occlusion (visible "
+             "face: leaves hands and objects in front of the face alone), learned+occlusion, hull+occlusion or all "
+             "(the three).")] = "all",
     erode: Annotated[float, typer.Option(
         help="Shrink the mask by this many pixels of a face 256 px across (scales with the face; "
              "negative grows it).")] = 4.0,
@@ -81,7 +84,8 @@ def swap_command(
     patches: Annotated[Path | None, typer.Option(
         help="Also export, per face and frame, the generated face, its mask and the crop matrix into this "
              "folder (for re-compositing in other VFX tools).")] = None,
-    detector: Annotated[str, typer.Option(help="Face detector: hog (fast) or cnn (slower, harder faces).")] = "hog",
+    backend: SwapBackendOption = None,
+    detector: DetectorOption = None,
     min_face: Annotated[int | None, typer.Option(
         "--min-face", help="Smallest face in pixels that full-frame detection looks for (default: a tenth of "
                            "the frame's short side, at least 80). Smaller is slower.", min=8)] = None,
@@ -123,7 +127,7 @@ def swap_command(
         _choice(color, COLOR_MODES, "--color")
         _choice(mask, MASK_MODES, "--mask")
         _choice(blend, BLEND_MODES, "--blend")
-        _choice(detector, ("hog", "cnn"), "--detector")
+        checked(backend, detector)
         _choice(precision, ("auto", "bf16", "fp32"), "--precision")
         if end is not None and end <= start:
             raise SwapfaceError(f"--end ({end}) must be after --start ({start})")
@@ -131,7 +135,7 @@ def swap_command(
         target = reference_embedding(reference) if reference is not None else None
         options = SwapOptions(
             direction=direction, reference=target, max_distance=max_distance, color=color, mask=mask,
-            erode=erode, blur=blur, blend=blend, smooth=smooth, detector=detector, min_face=min_face,
+            erode=erode, blur=blur, blend=blend, smooth=smooth, backend=backend, detector=detector, min_face=min_face,
             detect_every=detect_every, detect_workers=detect_workers, batch_size=batch_size, device=device,
             precision=precision, allow_no_faces=allow_no_faces,
             start=start, end=end, video=VideoSettings(codec=codec, crf=crf, preset=preset), patches=patches,

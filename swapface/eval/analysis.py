@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from swapface.eval.metrics import identity_distance
-from swapface.faces import DetectedFace, FaceBackend, make_backend
+from swapface.faces import DEFAULT_BACKEND, DetectedFace, FaceBackend, make_backend
 from swapface.media import Frame
 from swapface.workers import process_pool
 
@@ -26,7 +26,8 @@ ORIGINAL_SAMPLE_EVERY = 5  # when the original identity comes from the source, e
 class AnalysisOptions:
     """Which detector to run, and what the workers need to know to pick the face."""
 
-    detector: str = "hog"
+    backend: str = DEFAULT_BACKEND
+    detector: str | None = None  # None: the backend's default
     min_face: int = 80
     original: np.ndarray | None = None  # embedding of the person to judge when a frame shows several
 
@@ -69,7 +70,7 @@ _worker_options: AnalysisOptions | None = None
 def _init_worker(options: AnalysisOptions) -> None:
     global _worker_backend, _worker_options
     cv2.setNumThreads(1)
-    _worker_backend = make_backend("dlib", detector=options.detector, min_face=options.min_face)
+    _worker_backend = make_backend(options.backend, detector=options.detector, min_face=options.min_face)
     _worker_options = options
 
 
@@ -86,7 +87,7 @@ def analysed_pairs(pairs: Iterator[tuple[Frame, Frame]], options: AnalysisOption
                    backend: FaceBackend | None = None) -> Iterator[tuple[Frame, Frame, PairAnalysis]]:
     """Analyse frame pairs in order, in a bounded pipeline of worker processes (or in-process)."""
     if workers <= 1:
-        backend = backend or make_backend("dlib", detector=options.detector, min_face=options.min_face)
+        backend = backend or make_backend(options.backend, detector=options.detector, min_face=options.min_face)
         for source, swapped in pairs:
             yield source, swapped, analyse_pair(source.image, swapped.image, backend, options,
                                                 _embed_source(source, options))

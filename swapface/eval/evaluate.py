@@ -34,7 +34,7 @@ from swapface.eval.metrics import (
     summarise,
     temporal_change,
 )
-from swapface.faces import AlignSpec, FaceBackend, alignment_matrix, crop_face, make_backend
+from swapface.faces import DEFAULT_BACKEND, AlignSpec, FaceBackend, alignment_matrix, crop_face, make_backend
 from swapface.faces.align import transform_points
 from swapface.faces.masks import hull_mask
 from swapface.faceset.extract import reference_embedding
@@ -51,7 +51,8 @@ class EvalOptions:
     crop_size: int = 256
     coverage: str = "whole"
     seam_band: float = 0.04  # half-width of the seam band, as a fraction of the crop side
-    detector: str = "hog"
+    backend: str = DEFAULT_BACKEND
+    detector: str | None = None  # None: the backend's default
     min_face: int = 80
     max_frames: int | None = None  # stop after this many frames of each stream (quick checks, tests)
     workers: int = 1  # processes for face detection and embeddings
@@ -336,11 +337,11 @@ def evaluate(source: Path, swapped: Path, target: Path, original: Path | None = 
     options = options or EvalOptions()
     start = time.monotonic()
     total = check_inputs(source, swapped, options.max_frames)
-    backend = backend or make_backend("dlib", detector=options.detector, min_face=options.min_face)
+    backend = backend or make_backend(options.backend, detector=options.detector, min_face=options.min_face)
     target_embedding = reference_embedding(target, backend)
     original_embedding = reference_embedding(original, backend) if original is not None else None
     judge = _FrameJudge(options, target_embedding, original_embedding)
-    analysis = AnalysisOptions(options.detector, options.min_face, original_embedding)
+    analysis = AnalysisOptions(options.backend, options.detector, options.min_face, original_embedding)
 
     frames: list[FrameScores] = []
     pairs = lockstep(source, swapped, options.max_frames)

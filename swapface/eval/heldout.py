@@ -166,7 +166,7 @@ def score_model(model, resolution: int, coverage: str, held_out: dict[str, Path]
                 batch_size: int = 16, device: str = "cpu", backend: FaceBackend | None = None,
                 references: dict[str, np.ndarray] | None = None) -> list[DirectionScores]:
     """held_out_scores for a model in hand: anything with `swap(x, to) -> (rgb, mask)` on `device`."""
-    backend = backend or make_backend("dlib")
+    backend = backend or make_backend()
     faces = {k: held_out_faces(p, k, resolution, coverage, max_faces) for k, p in held_out.items()}
     references = references or {k: f.mean_embedding for k, f in faces.items()}
     return [score_direction(model, identity_faces, to, references, backend, batch_size, device)

@@ -11,11 +11,13 @@ import numpy as np
 
 @dataclass
 class DetectedFace:
-    """A face found in an image: box and 68 landmarks in that image's pixel coordinates."""
+    """A face found in an image: box and 68 landmarks in that image's pixel coordinates, and the
+    backend's own denser points where it has them (MediaPipe: 478)."""
 
     bbox: np.ndarray  # (4,) float: x0, y0, x1, y1
-    score: float  # detector confidence (HOG margin or MMOD confidence)
-    landmarks: np.ndarray  # (68, 2) float
+    score: float  # detector confidence (HOG margin, MMOD or BlazeFace confidence)
+    landmarks: np.ndarray  # (68, 2) float, the iBUG scheme
+    dense: np.ndarray | None = None  # (N, 2) float in the backend's own scheme
 
     @property
     def size(self) -> float:
@@ -41,6 +43,7 @@ class FaceBackend(Protocol):
     """Detection, landmarks and identity embeddings for RGB uint8 images."""
 
     name: str
+    scheme: str  # the landmark scheme of `DetectedFace.dense` and of facesets made with it
 
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
         """All faces in the image, each with landmarks (false detections whose landmarks do not fit a

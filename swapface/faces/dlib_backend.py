@@ -16,9 +16,10 @@ from swapface.faces.align import is_face_shaped
 from swapface.faces.backend import DetectedFace
 
 HOG_WINDOW = 80  # dlib's frontal HOG detector finds faces of about 80 px and up
-# Detector margin below which detections are mostly patterns, not faces (e.g. the mission patch on the
-# astronaut's suit scores 0.1-0.35; real faces in our clips and stills score 0.5 and up).
-DEFAULT_MIN_SCORE = 0.5
+# HOG's own threshold. A floor of 0.5 dropped half the faces HOG finds (small, turned, dim faces score
+# 0-0.5); false detections (e.g. the mission patch on the astronaut's suit, 0.1-0.35) are dropped by
+# the landmark shape check in `detect` instead.
+DEFAULT_MIN_SCORE = 0.0
 
 
 @lru_cache(maxsize=1)
@@ -51,6 +52,7 @@ class DlibBackend:
     """
 
     name = "dlib"
+    scheme = "dlib68"
 
     def __init__(self, detector: str = "hog", min_face: int = 80,
                  min_score: float = DEFAULT_MIN_SCORE) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from swapface.faces.mesh import FACE_OVAL, LEFT_EYE_OUTLINE, LEFT_IRIS, LIPS_INNER, RIGHT_EYE_OUTLINE, RIGHT_IRIS
 from swapface.faces.template import BROWS, JAW, LEFT_EYE, MOUTH, NOSE, RIGHT_EYE
 
 FOREHEAD_LIFT = 0.25  # brows are raised by this fraction of the brow-to-chin height
@@ -52,3 +53,31 @@ def feature_weights(landmarks: np.ndarray, shape: tuple[int, int], eyes: float =
         weights = np.maximum(weights, region_mask.astype(np.float32) * weight)
     blur = max(3, int(size * 0.03) | 1)
     return cv2.GaussianBlur(weights, (blur, blur), 0)
+
+
+def _fill(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(np.asarray(points) * 16).astype(np.int32)], 255, lineType=cv2.LINE_AA, shift=4)
+    return mask.astype(np.float32) / 255.0
+
+
+def dense_face_mask(dense: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Float32 mask of the face inside the 478-point mesh's oval: it follows the real jaw line and
+    stops at the hairline, where the 68-point hull has to guess the forehead."""
+    return _fill(dense[FACE_OVAL], shape)
+
+
+def dense_regions(dense: np.ndarray, shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Float32 masks of the mouth interior (inside the inner lip line: teeth, tongue, dark gap), each
+    eye (inside the lids) and each iris, from the 478 points; for losses and metrics that look at
+    expression and gaze."""
+    regions = {"mouth": _fill(dense[LIPS_INNER], shape), "left_eye": _fill(dense[LEFT_EYE_OUTLINE], shape),
+               "right_eye": _fill(dense[RIGHT_EYE_OUTLINE], shape)}
+    for name, iris in (("left_iris", LEFT_IRIS), ("right_iris", RIGHT_IRIS)):
+        centre, rim = dense[iris[0]], dense[iris[1:]]
+        radius = float(np.linalg.norm(rim - centre, axis=1).mean())
+        mask = np.zeros(shape, np.uint8)
+        cv2.circle(mask, tuple(np.round(centre * 16).astype(int)), int(round(radius * 16)), 255, -1, cv2.LINE_AA, 4)
+        eye = regions["left_eye" if name == "left_iris" else "right_eye"]
+        regions[name] = np.minimum(mask.astype(np.float32) / 255.0, eye)  # the lids hide the iris' rim
+    return regions

@@ -22,10 +22,9 @@ import numpy as np
 
 from swapface.atomic import check_folder_writable, remove_stale_temporaries
 from swapface.errors import InputError
-from swapface.faces import AlignSpec, FaceBackend, alignment_matrix, crop_face, make_backend
+from swapface.faces import DEFAULT_BACKEND, AlignSpec, FaceBackend, alignment_matrix, crop_face, make_backend
 from swapface.faces.align import transform_points
 from swapface.faces.backend import box_iou
-from swapface.faces.dlib_backend import DEFAULT_MIN_SCORE
 from swapface.faces.quality import sharpness
 from swapface.faceset.store import FaceRecord, Faceset, is_faceset
 from swapface.media import Frame, open_media, probe
@@ -44,8 +43,9 @@ class ExtractOptions:
     spec: AlignSpec = field(default_factory=AlignSpec)
     every: int = 1
     min_face: int = 80
-    detector: str = "hog"
-    min_score: float = DEFAULT_MIN_SCORE
+    backend: str = DEFAULT_BACKEND
+    detector: str | None = None  # None: the backend's default
+    min_score: float | None = None  # None: the backend's default
     reference: np.ndarray | None = None  # mean identity embedding of the wanted person
     max_distance: float = 0.6
     min_sharpness: float = 0.0
@@ -86,6 +86,7 @@ class Candidate:
     sharpness: float
     embedding: np.ndarray | None
     reject: str | None
+    dense: np.ndarray | None = None
 
 
 def analyse_frame(image: np.ndarray, backend: FaceBackend, options: ExtractOptions) -> list[Candidate]:
@@ -102,12 +103,17 @@ def analyse_frame(image: np.ndarray, backend: FaceBackend, options: ExtractOptio
         if reject is None and score < options.min_sharpness:
             reject = "blurred"
         candidates.append(Candidate(face.bbox, face.score, face.landmarks, matrix, crop,
-                                    transform_points(face.landmarks, matrix), score, None, reject))
+                                    transform_points(face.landmarks, matrix), score, None, reject, face.dense))
     keep = [c for c in candidates if c.reject is None]
     for candidate, embedding in zip(keep, backend.embed_many(image, [c.landmarks for c in keep]),
                                     strict=True):
         candidate.embedding = embedding
     return candidates
+
+
+def make_extract_backend(options: ExtractOptions) -> FaceBackend:
+    return make_backend(options.backend, detector=options.detector, min_face=options.min_face,
+                        min_score=options.min_score)
 
 
 # -- worker pool ------------------------------------------------------------------------------------
@@ -119,8 +125,7 @@ _worker_options: ExtractOptions | None = None
 def _init_worker(options: ExtractOptions) -> None:
     global _worker_backend, _worker_options
     cv2.setNumThreads(1)
-    _worker_backend = make_backend("dlib", detector=options.detector, min_face=options.min_face,
-                                   min_score=options.min_score)
+    _worker_backend = make_extract_backend(options)
     _worker_options = options
 
 
@@ -133,8 +138,7 @@ def _analysed(frames: Iterator[Frame], options: ExtractOptions,
               backend: FaceBackend | None) -> Iterator[tuple[Frame, list[Candidate]]]:
     """Analyse frames in order, in a bounded pipeline of worker processes (or in-process)."""
     if options.workers <= 1:
-        backend = backend or make_backend("dlib", detector=options.detector, min_face=options.min_face,
-                                   min_score=options.min_score)
+        backend = backend or make_extract_backend(options)
         for frame in frames:
             yield frame, analyse_frame(frame.image, backend, options)
         return
@@ -214,7 +218,7 @@ def extract(inputs: list[Path], output: Path, options: ExtractOptions,
         remove_stale_temporaries(output)  # face PNGs a killed run was writing
     stats = ExtractStats(frames_total=frames_total)
     start = time.monotonic()
-    faceset = Faceset.create(output, options.spec)
+    faceset = Faceset.create(output, options.spec, options.backend)
     kept_total = 0
     try:
         for path in inputs:
@@ -281,7 +285,7 @@ def _extract_source(path: Path, faceset: Faceset, options: ExtractOptions, stats
                 frame=frame.index, time=frame.time, face=face_index, bbox=candidate.bbox,
                 landmarks=candidate.landmarks, crop_landmarks=candidate.crop_landmarks,
                 matrix=candidate.matrix, embedding=candidate.embedding, sharpness=candidate.sharpness,
-                score=candidate.score, frame_width=width, frame_height=height,
+                score=candidate.score, frame_width=width, frame_height=height, dense=candidate.dense,
             )
             buffered.append((record, candidate.crop))
             kept_here.append(_Kept(candidate.bbox, candidate.crop_landmarks, _thumbnail(candidate.crop)))
@@ -302,7 +306,7 @@ def reference_embedding(path: Path, backend: FaceBackend | None = None) -> np.nd
     if is_faceset(path):
         with Faceset.open(path) as faceset:
             return faceset.mean_embedding()
-    backend = backend or make_backend("dlib")
+    backend = backend or make_backend()
     embeddings = []
     for frame in open_media(path):
         faces = backend.detect(frame.image)

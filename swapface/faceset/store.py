@@ -9,6 +9,7 @@ This is the contract between extraction, training, swapping and evaluation. Rule
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from swapface.errors import InputError
+from swapface.faces import DEFAULT_BACKEND, LEGACY_BACKEND, SCHEMES
 from swapface.faces.align import AlignSpec
 from swapface.media.images import read_rgb, write_rgb
 from swapface.outputs import is_inside
@@ -43,7 +45,8 @@ CREATE TABLE IF NOT EXISTS faces (
     sharpness REAL NOT NULL,
     score REAL NOT NULL,
     frame_width INTEGER NOT NULL,
-    frame_height INTEGER NOT NULL
+    frame_height INTEGER NOT NULL,
+    dense TEXT
 );
 CREATE INDEX IF NOT EXISTS faces_by_source ON faces (source, frame, face);
 CREATE TABLE IF NOT EXISTS progress (
@@ -72,6 +75,13 @@ class FaceRecord:
     score: float
     frame_width: int
     frame_height: int
+    dense: np.ndarray | None = None  # (N, 2) the backend's own denser points in the source frame (MediaPipe: 478)
+
+    def crop_dense(self) -> np.ndarray | None:
+        """The dense points in the aligned crop (for the mesh's face, mouth, eye and iris masks)."""
+        if self.dense is None:
+            return None
+        return self.dense @ self.matrix[:, :2].T + self.matrix[:, 2]
 
 
 def _dump(array: np.ndarray) -> str:
@@ -84,7 +94,7 @@ def _load(text: str, dtype=np.float64) -> np.ndarray:
 
 _COLUMNS = (
     "filename, source, frame, time, face, bbox, landmarks, crop_landmarks, matrix, embedding, "
-    "sharpness, score, frame_width, frame_height"
+    "sharpness, score, frame_width, frame_height, dense"
 )
 
 
@@ -93,7 +103,7 @@ def _record(row: tuple) -> FaceRecord:
         filename=row[0], source=row[1], frame=row[2], time=row[3], face=row[4], bbox=_load(row[5]),
         landmarks=_load(row[6]), crop_landmarks=_load(row[7]), matrix=_load(row[8]),
         embedding=_load(row[9], np.float32), sharpness=row[10], score=row[11], frame_width=row[12],
-        frame_height=row[13],
+        frame_height=row[13], dense=_load(row[14]) if row[14] else None,
     )
 
 
@@ -109,7 +119,8 @@ class Faceset:
         self._db = db
         meta = dict(db.execute("SELECT key, value FROM meta"))
         self.spec = AlignSpec(int(meta["size"]), meta["coverage"])
-        self.backend = meta.get("backend", "dlib")
+        self.backend = meta.get("backend", LEGACY_BACKEND)
+        self.scheme = meta.get("scheme", SCHEMES.get(self.backend, self.backend))
         self._stems: dict[str, str] = {}  # source -> file-name stem, decided once per source
 
     @classmethod
@@ -131,11 +142,15 @@ class Faceset:
             raise InputError(root / DB_NAME, f"damaged faceset database ({' '.join(str(exc).split())})") from None
         if version is None or int(version[0]) > FORMAT_VERSION:
             raise InputError(root / DB_NAME, "unknown faceset format version")
+        if "dense" not in {row[1] for row in db.execute("PRAGMA table_info(faces)")}:
+            # A faceset made before dense points were kept: add the column (empty), unless it is read-only.
+            with contextlib.suppress(sqlite3.OperationalError), db:
+                db.execute("ALTER TABLE faces ADD COLUMN dense TEXT")
         return cls(root, db)
 
     @classmethod
-    def create(cls, path: str | Path, spec: AlignSpec, backend: str = "dlib") -> Faceset:
-        """Create a faceset, or reopen one made with the same crop geometry to resume it."""
+    def create(cls, path: str | Path, spec: AlignSpec, backend: str = DEFAULT_BACKEND) -> Faceset:
+        """Create a faceset, or reopen one made with the same crop geometry and face backend to resume it."""
         root = Path(path)
         if root.exists() and not root.is_dir():
             raise InputError(root, "exists and is not a folder")
@@ -144,6 +159,9 @@ class Faceset:
             if faceset.spec != spec:
                 raise InputError(root, f"faceset holds {faceset.spec.size} px '{faceset.spec.coverage}' "
                                        f"crops; asked for {spec.size} px '{spec.coverage}'")
+            if faceset.backend != backend:
+                raise InputError(root, f"faceset was made with the {faceset.backend} face backend; asked for "
+                                       f"{backend} (its landmarks would not match)")
             return faceset
         root.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(root / DB_NAME)
@@ -151,7 +169,7 @@ class Faceset:
             db.executescript(_SCHEMA)
             db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
                 ("format", str(FORMAT_VERSION)), ("size", str(spec.size)),
-                ("coverage", spec.coverage), ("backend", backend),
+                ("coverage", spec.coverage), ("backend", backend), ("scheme", SCHEMES[backend]),
             ])
         return cls(root, db)
 
@@ -168,7 +186,8 @@ class Faceset:
 
     def records(self, source: str | None = None) -> list[FaceRecord]:
         """Faces whose PNG still exists, ordered by source, frame and face."""
-        query = f"SELECT {_COLUMNS} FROM faces"
+        has_dense = "dense" in {row[1] for row in self._db.execute("PRAGMA table_info(faces)")}
+        query = f"SELECT {_COLUMNS if has_dense else _COLUMNS.replace(', dense', ', NULL')} FROM faces"
         args: tuple = ()
         if source is not None:
             query += " WHERE source = ?"
@@ -242,10 +261,27 @@ class Faceset:
             write_rgb(self.root / record.filename, crop)
         with self._db:
             self._db.executemany(f"INSERT OR REPLACE INTO faces ({_COLUMNS}) VALUES "
-                                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
+                                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [
                 (r.filename, r.source, r.frame, r.time, r.face, _dump(r.bbox), _dump(r.landmarks),
                  _dump(r.crop_landmarks), _dump(r.matrix), _dump(r.embedding), r.sharpness, r.score,
-                 r.frame_width, r.frame_height) for r, _ in faces
+                 r.frame_width, r.frame_height, None if r.dense is None else _dump(r.dense)) for r, _ in faces
             ])
             self._db.execute("INSERT OR REPLACE INTO progress VALUES (?, ?, ?)",
                              (source, next_frame, int(complete)))
+
+
+def shared_backend(paths: Iterable[str | Path]) -> dict[str, str]:
+    """The face backend and landmark scheme that made all these facesets (a model dir records them, so
+    swap aligns faces the way its training crops were aligned); facesets of different backends cannot
+    train one model, as their crops are aligned differently."""
+    seen: dict[str, str] = {}
+    first: Path | None = None
+    for path in paths:
+        with Faceset.open(path) as faceset:
+            made = {"backend": faceset.backend, "scheme": faceset.scheme}
+        if first is None:
+            seen, first = made, Path(path)
+        elif made != seen:
+            raise InputError(path, f"faces come from the {made['backend']} backend but {first} has "
+                                   f"{seen['backend']}'s; extract both with the same --backend")
+    return seen

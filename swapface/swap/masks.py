@@ -1,4 +1,8 @@
-"""The blend mask of a swapped face, in crop space: learned, landmark hull, or both; eroded and blurred.
+"""The blend mask of a swapped face, in crop space: learned, landmark hull, occlusion, or their
+combinations (the minimum: the face ends where any part says); eroded and blurred.
+
+The occlusion part (`swapface.faces.occlusion`) looks at the input crop and leaves out what covers the
+face (a microphone, a hand), which the learned and hull masks cannot know about.
 
 Erosion and blur are given in pixels of a face that spans 256 px in the frame, and scale with the face
 (see `crop_pixels`), so one setting suits a close-up and a face far away.
@@ -11,8 +15,15 @@ import numpy as np
 
 from swapface.faces.masks import hull_mask
 
-MASK_MODES = ("learned", "hull", "both")
+# Each mode names its parts; "both" (learned + hull) predates the occlusion network and keeps its name.
+MASK_PARTS: dict[str, tuple[str, ...]] = {
+    "learned": ("learned",), "hull": ("hull",), "both": ("learned", "hull"), "occlusion": ("occlusion",),
+    "learned+occlusion": ("learned", "occlusion"), "hull+occlusion": ("hull", "occlusion"),
+    "all": ("learned", "hull", "occlusion"),
+}
+MASK_MODES = tuple(MASK_PARTS)
 REFERENCE_FACE_PX = 256.0
+OCCLUDER_SHARPNESS = 0.25  # erosion and feather at an occluder's edge, as a fraction of the outline's
 
 
 def crop_pixels(px: float, crop_size: int) -> float:
@@ -25,20 +36,35 @@ def crop_pixels(px: float, crop_size: int) -> float:
 
 
 def face_mask(mode: str, learned: np.ndarray | None, crop_landmarks: np.ndarray, size: int,
-              erode_px: float = 0.0, blur_px: float = 0.0) -> np.ndarray:
-    """Float32 (size, size) mask in [0, 1]: `mode` combines the model's mask and the landmark hull
-    (both = their minimum, so the face ends where either says), then erodes and feathers it."""
-    if mode not in MASK_MODES:
+              erode_px: float = 0.0, blur_px: float = 0.0, crop: np.ndarray | None = None) -> np.ndarray:
+    """Float32 (size, size) mask in [0, 1]: the minimum of the parts `mode` names (the model's mask,
+    the landmark hull, the occlusion network's visible face in `crop`, the input crop), then eroded
+    and feathered."""
+    if mode not in MASK_PARTS:
         raise ValueError(f"mask must be one of {', '.join(MASK_MODES)}, got {mode!r}")
-    if mode == "learned" and learned is None:
+    wanted = MASK_PARTS[mode]
+    if wanted == ("learned",) and learned is None:
         raise ValueError("learned mask requested but the model gives none")
+    if "occlusion" in wanted and crop is None:
+        raise ValueError("occlusion mask requested without the input crop")
     parts = []
-    if mode in ("learned", "both") and learned is not None:
+    if "learned" in wanted and learned is not None:
         parts.append(np.clip(learned.astype(np.float32), 0.0, 1.0))
-    if mode in ("hull", "both"):
+    if "hull" in wanted:
         parts.append(hull_mask(crop_landmarks, (size, size)))
-    mask = parts[0] if len(parts) == 1 else np.minimum(*parts)
-    return erode_and_blur(mask, erode_px, blur_px)
+    if "occlusion" not in wanted:
+        mask = parts[0] if len(parts) == 1 else np.minimum.reduce(parts)
+        return erode_and_blur(mask, erode_px, blur_px)
+    from swapface.faces.occlusion import visible_face  # torch-free callers never load it
+
+    visible = visible_face(crop[None])[0]
+    if not parts:
+        return erode_and_blur(visible, erode_px, blur_px)
+    # The face's outline gets the wide feather that hides a seam; an occluder's edge is a real, sharp
+    # edge in the picture, so it is cut with a narrow one (a wide feather would paint over the object).
+    outline = erode_and_blur(np.minimum.reduce(parts), erode_px, blur_px)
+    return outline * erode_and_blur(visible, max(erode_px, 0.0) * OCCLUDER_SHARPNESS,
+                                    blur_px * OCCLUDER_SHARPNESS)
 
 
 def erode_and_blur(mask: np.ndarray, erode_px: float, blur_px: float) -> np.ndarray:

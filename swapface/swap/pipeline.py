@@ -28,7 +28,15 @@ import torch
 
 from swapface.devices import resolve_device
 from swapface.errors import InputError, SwapfaceError
-from swapface.faces import AlignSpec, FaceBackend, alignment_matrix, crop_face, make_backend, transform_points
+from swapface.faces import (
+    DEFAULT_BACKEND,
+    AlignSpec,
+    FaceBackend,
+    alignment_matrix,
+    crop_face,
+    make_backend,
+    transform_points,
+)
 from swapface.media import Frame, MediaInfo, open_media, probe
 from swapface.media.sequences import output_sequence
 from swapface.media.writer import (
@@ -41,7 +49,7 @@ from swapface.media.writer import (
     output_kind,
 )
 from swapface.model import ModelConfig, SwapAutoencoder
-from swapface.modeldir import CONFIG_FILE, load_model, read_config_json
+from swapface.modeldir import CONFIG_FILE, face_backend, load_model, read_config_json
 from swapface.outputs import check_outputs
 from swapface.provenance.credentials import prepare_signing
 from swapface.provenance.watermark import DEFAULT_KEY as WATERMARK_KEY
@@ -63,12 +71,13 @@ class SwapOptions:
     reference: np.ndarray | None = None  # identity embedding of the only person to swap
     max_distance: float = 0.6
     color: str = "reinhard"
-    mask: str = "both"
+    mask: str = "all"  # learned + hull + occlusion: measured best (docs/benchmarks.md, "Occlusion mask")
     erode: float = 4.0  # px of a face 256 px across (scales with the face)
     blur: float = 12.0
     blend: str = "laplacian"
     smooth: float = 1.0
-    detector: str = "hog"
+    backend: str | None = None  # None: the backend that made the model's facesets (see modeldir.face_backend)
+    detector: str | None = None  # None: the backend's default
     min_face: int | None = None  # None: a tenth of the frame's short side, at least 80 px
     detect_every: int = 5
     detect_workers: int | None = None  # threads detecting keyframes ahead (None: cores - 1, up to 4; 0: inline)
@@ -263,7 +272,8 @@ class FaceSwapper:
                    rgb: np.ndarray, learned: np.ndarray) -> None:
         o, size = self.options, self.spec.size
         crop_landmarks = transform_points(face.landmarks, matrix)
-        mask = face_mask(o.mask, learned, crop_landmarks, size, crop_pixels(o.erode, size), crop_pixels(o.blur, size))
+        mask = face_mask(o.mask, learned, crop_landmarks, size, crop_pixels(o.erode, size), crop_pixels(o.blur, size),
+                         crop)
         rgb = transfer_color(rgb, crop, mask, o.color)
         paste_face(pending.image, rgb, mask, matrix, o.blend)
         if self.watermark is not None:
@@ -418,13 +428,15 @@ class SwapPipeline:
     called on frames in memory (`swap_media` wraps it with files; chunk workers and platform jobs call
     it directly). Frames come out in order through `sink(frame, image)`, swapped where a face is."""
 
-    def __init__(self, model: SwapAutoencoder, spec: AlignSpec, options: SwapOptions = SwapOptions()) -> None:
-        self.model, self.spec, self.options = model, spec, options
+    def __init__(self, model: SwapAutoencoder, spec: AlignSpec, options: SwapOptions = SwapOptions(),
+                 backend: str = DEFAULT_BACKEND) -> None:
+        self.model, self.spec, self.options, self.backend = model, spec, options, backend
 
     @classmethod
     def from_model_dir(cls, model_dir: str | Path, options: SwapOptions = SwapOptions()) -> SwapPipeline:
+        """The model, and the face backend its facesets were made with (or `options.backend` if it fits)."""
         model, _, spec = load_swap_model(model_dir, options.device)
-        return cls(model, spec, options)
+        return cls(model, spec, options, face_backend(model_dir, options.backend))
 
     def __call__(self, frames: Iterable[Frame], sink: Callable[[Frame, np.ndarray], None], *, video: bool = True,
                  frame_size: tuple[int, int] | None = None, patches: PatchWriter | None = None,
@@ -437,11 +449,11 @@ class SwapPipeline:
         min_face = options.min_face or default_min_face(*(frame_size or (0, 0)))
 
         def make_detector() -> FaceBackend:  # the tracker's, and one per thread detecting ahead
-            return make_backend("dlib", detector=options.detector, min_face=min_face)
+            return make_backend(self.backend, detector=options.detector, min_face=min_face)
 
         backend = make_detector()
         # Windows around tracked faces: detected at scale 1, with no score floor (a face is known to be there).
-        window_backend = make_backend("dlib", detector=options.detector, min_face=80, min_score=0.0)
+        window_backend = make_backend(self.backend, detector=options.detector, min_face=80, min_score=0.0)
         is_wanted = None
         if options.reference is not None:
             reference = np.asarray(options.reference, np.float32)

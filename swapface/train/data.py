@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from swapface.errors import InputError
-from swapface.faces.masks import feature_weights, hull_mask
+from swapface.faces.masks import dense_face_mask, feature_weights, hull_mask
 from swapface.faceset import Faceset
 
 WEIGHT_SCALE = 64  # feature weights (1..~3) are stored as uint8 of weight * 64
@@ -49,7 +49,8 @@ class FaceTensors:
 
 
 def load_faces(path: str | Path, resolution: int) -> FaceTensors:
-    """Read every face of a faceset, resized to `resolution`, with its hull mask and feature weights."""
+    """Read every face of a faceset, resized to `resolution`, with its face mask (the mesh oval where the
+    faceset has dense points, else the 68-point hull) and feature weights."""
     faceset = Faceset.open(path)
     try:
         records = faceset.records()
@@ -65,7 +66,10 @@ def load_faces(path: str | Path, resolution: int) -> FaceTensors:
             points = record.crop_landmarks * scale
             images.append(crop.transpose(2, 0, 1))
             landmarks.append(points.astype(np.float32))
-            masks.append(np.round(hull_mask(points, (resolution, resolution)) * 255).astype(np.uint8))
+            dense = record.crop_dense()  # the mesh's oval follows the real jaw and hairline: the better label
+            mask = hull_mask(points, (resolution, resolution)) if dense is None else \
+                dense_face_mask(dense * scale, (resolution, resolution))
+            masks.append(np.round(mask * 255).astype(np.uint8))
             weights.append(np.clip(np.round(feature_weights(points, (resolution, resolution)) * WEIGHT_SCALE),
                                    0, 255).astype(np.uint8))
         return FaceTensors(torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(masks))[:, None],

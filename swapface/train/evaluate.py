@@ -29,7 +29,7 @@ class HeldOutEvaluator:
     def __init__(self, heldout_a: FaceTensors, heldout_b: FaceTensors, mean_a: np.ndarray, mean_b: np.ndarray) -> None:
         self.faces = {"a": _pick(heldout_a), "b": _pick(heldout_b)}
         self.means = {"a": mean_a, "b": mean_b}
-        self.backend = make_backend("dlib")
+        self.backend = make_backend()  # for embed only (dlib's ResNet in every backend)
 
     @torch.no_grad()
     def __call__(self, model: SwapAutoencoder, autocast: torch.autocast, device: torch.device) -> dict[str, float]:

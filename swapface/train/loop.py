@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from swapface.atomic import atomic_write_text, check_folder_writable
 from swapface.errors import InputError, SwapfaceError
 from swapface.faceset import Faceset
+from swapface.faceset.store import shared_backend
 from swapface.media.images import write_rgb
 from swapface.model import SwapAutoencoder, preset
 from swapface.model.discriminator import PatchDiscriminator
@@ -167,6 +168,7 @@ class Trainer:
 
         # -- model config: from the model dir when resuming, else the preset + the facesets' coverage
         coverage = faceset_coverage(*self.faceset_paths)
+        self.face_backend = shared_backend(self.faceset_paths)
         self.resuming = (self.model_dir / CHECKPOINT_FILE).is_file()
         if not self.resuming and (self.model_dir / WEIGHTS_FILE).exists():
             raise InputError(self.model_dir, f"holds a model but no {CHECKPOINT_FILE} to resume from; train into a "
@@ -484,7 +486,7 @@ class Trainer:
         return {"faceset_a": str(self.faceset_paths[0]), "faceset_b": str(self.faceset_paths[1]),
                 "step": self.step, "batch_size": o.batch_size, "world_size": self.dist.world_size, "lr": o.lr,
                 "kl_weight": o.kl_weight, "gan_weight": o.gan_weight, "ema": o.ema, "precision": self.precision,
-                "augment": asdict(o.augment)}
+                "augment": asdict(o.augment), "faces": self.face_backend}
 
     # -- logs and previews (rank 0) ---------------------------------------------------------------
     def _log(self, metrics: dict) -> None:
