@@ -30,11 +30,12 @@ from classic import ClassicAutoencoder, baseline_step
 from rich.console import Console
 from rich.table import Table
 
-from swapface.eval.heldout import DirectionScores, held_out_scores, score_model
+from swapface.eval.heldout import DirectionScores, headline, held_out_scores, score_model
 from swapface.faces import AlignSpec
 from swapface.faceset.extract import ExtractOptions, count_frames, extract
 from swapface.faceset.store import Faceset
 from swapface.model import PRESETS
+from swapface.modeldir import read_config_json
 from swapface.train import distributed
 from swapface.train.loop import Trainer, TrainOptions, train
 
@@ -45,6 +46,12 @@ TRAIN_SHARE = 0.8
 CLASSIC = {"a->b": (1.00, 0.311, 0.824, 0.122), "a->a": (1.00, 0.356, 0.851, 0.053),
            "b->b": (1.00, 0.294, 0.863, 0.033)}
 CLASSIC_PSNR = {"a": 22.5, "b": 23.4}
+# table column -> (headline key, format); the first column is the direction
+COLUMNS = {"set": ("", ""), "closer": ("closer", ".0%"), "d(target)": ("d_target", ".3f"),
+           "d(other)": ("d_other", ".3f"), "NME": ("nme", ".3f"), "dyn NME": ("dyn_nme", ".3f"),
+           "mouth r": ("mouth_corr", ".2f"), "eyes r": ("eye_corr", ".2f"), "brows r": ("brow_corr", ".2f"),
+           "blinks": ("blink", ".2f"), "sharp": ("sharpness", ".2f"), "dL": ("light_brightness", ".1f"),
+           "d(ab)": ("light_colour", ".1f"), "PSNR dB": ("psnr", ".1f")}
 TARGETS = "closer-to-target >= 99%, NME <= 0.06, reconstruction PSNR >= 28 dB (128 px), <= 10 GPU-minutes"
 
 
@@ -81,11 +88,14 @@ def prepare(work: Path, workers: int) -> dict[str, tuple[Path, Path]]:
 def swapface_run(train_sets: dict[str, Path], held: dict[str, Path], args: argparse.Namespace,
                  options: TrainOptions, references: dict[str, np.ndarray]) -> tuple[int, list[DirectionScores]]:
     """Our model, trained by `swapface train`'s own loop (resumable: a rerun trains on)."""
-    model_dir = args.work / f"model-{args.preset}-{args.resolution or 'preset'}"
+    model_dir = args.model_dir or args.work / f"model-{args.preset}-{args.resolution or 'preset'}"
     if args.fresh:
         shutil.rmtree(model_dir, ignore_errors=True)
-    result = train(train_sets["a"], train_sets["b"], model_dir, options, message=print)
-    return result.step, held_out_scores(model_dir, held, max_faces=args.max_faces, device=args.device,
+    if args.score_only:
+        step = read_config_json(model_dir)["training"].get("step", 0)
+    else:
+        step = train(train_sets["a"], train_sets["b"], model_dir, options, message=print).step
+    return step, held_out_scores(model_dir, held, max_faces=args.max_faces, device=args.device,
                                         references=references)
 
 
@@ -99,7 +109,7 @@ def classic_run(train_sets: dict[str, Path], held: dict[str, Path], args: argpar
     dtype = torch.bfloat16 if args.precision == "bf16" else None
     step = baseline_step(trainer, model, torch.optim.Adam(model.parameters(), 5e-5, betas=(0.5, 0.999)), dtype)
     steps, deadline = 0, time.perf_counter() + options.time_limit
-    while time.perf_counter() < deadline:
+    while time.perf_counter() < deadline and (args.steps is None or steps < args.steps):
         loss = step()
         steps += 1
         if steps % 100 == 0:
@@ -121,11 +131,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="faces per identity per step")
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget, wall clock")
+    parser.add_argument("--steps", type=int, help="also stop at this many steps (fair comparisons on a shared CPU)")
+    parser.add_argument("--model-dir", type=Path, help="where our model trains (default: in --work, named by preset)")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--max-faces", type=int, default=256, help="held-out faces scored per identity")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="extraction processes")
     parser.add_argument("--work", type=Path, default=Path(__file__).resolve().parents[2] / "quality-work")
     parser.add_argument("--fresh", action="store_true", help="delete the model and train from scratch")
+    parser.add_argument("--score-only", action="store_true", help="score the model dir as it is, no training")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--model", choices=["swapface", "classic"], default="swapface")
     args = parser.parse_args()
@@ -138,7 +151,7 @@ def main() -> None:
         PRESETS[variant] = PRESETS[args.preset].replace(**changes)
         args.preset = variant
     options = TrainOptions(preset=args.preset, resolution=args.resolution, batch_size=args.batch_size, lr=args.lr,
-                           time_limit=args.minutes * 60, device=args.device, precision=args.precision,
+                           time_limit=args.minutes * 60, steps=args.steps, device=args.device, precision=args.precision,
                            compile=args.compile, save_every=2000, preview_every=2000, snapshot_every=0,
                            log_every=50)
     train_sets = {identity: pair[0] for identity, pair in facesets.items()}
@@ -162,23 +175,20 @@ def main() -> None:
     model_name = "classic autoencoder" if args.model == "classic" else f"swapface {args.preset} preset"
     table = Table(title=f"quality protocol: {model_name} at {args.resolution or 'preset'} px, {steps} steps of batch "
                         f"{args.batch_size} in {args.minutes:g} min on {device_name}")
-    for column in ("set", "closer to target", "d(target)", "d(other)", "NME vs source", "PSNR dB",
-                   "protocol's classic, 128 px GPU: closer, d(t), d(o), NME"):
+    for column in COLUMNS:
         table.add_column(column)
     rows = {}
     for d in directions:
-        mean = lambda v: float(np.nanmean(v))  # noqa: E731
-        rows[d.name] = dict(closer=d.closer_to_target, d_target=mean(d.d_target), d_other=mean(d.d_original),
-                            nme=mean(d.nme), psnr=d.pooled_psnr if d.is_reconstruction else None, faces=len(d.nme))
+        rows[d.name] = {**headline(d), "faces": len(d.nme)}
         r = rows[d.name]
-        table.add_row(f"{d.name} ({r['faces']} faces)", f"{r['closer']:.0%}", f"{r['d_target']:.3f}",
-                      f"{r['d_other']:.3f}", f"{r['nme']:.3f}", "" if r["psnr"] is None else f"{r['psnr']:.1f}",
-                      str(CLASSIC.get(d.name, "")))
+        cells = [f"{r[key]:{fmt}}" if key in r and math.isfinite(r[key]) else "" for key, fmt in COLUMNS.values()]
+        table.add_row(f"{d.name} ({r['faces']})", *cells[1:])
     for identity, (d_own, d_other) in real.items():
-        table.add_row(f"real held-out {identity.upper()}", "", f"{d_own:.3f}", f"{d_other:.3f}", "0", "", "")
-    console = Console(width=160)
+        table.add_row(f"real held-out {identity.upper()}", "", f"{d_own:.3f}", f"{d_other:.3f}")
+    console = Console(width=200)
     console.print(table)
-    console.print(f"classic PSNR: A {CLASSIC_PSNR['a']} dB, B {CLASSIC_PSNR['b']} dB. Targets: {TARGETS}.")
+    console.print("protocol's classic (128 px, H200, 240 s): " + ", ".join(f"{k} {v}" for k, v in CLASSIC.items())
+                  + f"; PSNR A {CLASSIC_PSNR['a']} dB, B {CLASSIC_PSNR['b']} dB. Targets: {TARGETS}.")
     if args.json:
         args.json.write_text(json.dumps(dict(model=args.model, steps=steps, run_seconds=run_seconds, device=device_name,
                                              preset=args.preset, resolution=args.resolution,

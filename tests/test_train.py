@@ -55,8 +55,11 @@ def test_loss_falls_and_outputs_are_written(faceset_a, faceset_b, tmp_path) -> N
     evaluation = records[-1]
     assert evaluation["event"] == "eval" and evaluation["step"] == 100
     for name in "ab":
-        assert 12 < evaluation[f"eval_psnr_{name}"] < 40 and 0.2 < evaluation[f"eval_ssim_{name}"] < 1
-    assert 0.1 < evaluation["eval_id_a2b"] < 1.5 and 0 <= evaluation["eval_closer_a2b"] <= 1
+        assert 12 < evaluation[f"eval_{name}2{name}_psnr"] < 40 and 0.2 < evaluation[f"eval_{name}2{name}_ssim"] < 1
+    assert 0.1 < evaluation["eval_a2b_d_target"] < 1.5 and 0 <= evaluation["eval_a2b_closer"] <= 1
+    # the same scorer as `swapface eval --model`: NME, expression and sharpness are logged too
+    assert 0 < evaluation["eval_a2b_nme"] < 1 and 0 < evaluation["eval_a2b_sharpness"] < 2
+    assert -1 <= evaluation["eval_a2b_mouth_corr"] <= 1 and evaluation["eval_a2b_dyn_nme"] > 0
     # the swap stage needs nothing but the model dir
     model, config = load_model(model_dir)
     assert (config.resolution, config.coverage) == (64, "whole")
