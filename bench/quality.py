@@ -52,6 +52,7 @@ COLUMNS = {"set": ("", ""), "closer": ("closer", ".0%"), "d(target)": ("d_target
            "mouth r": ("mouth_corr", ".2f"), "eyes r": ("eye_corr", ".2f"), "brows r": ("brow_corr", ".2f"),
            "blinks": ("blink", ".2f"), "sharp": ("sharpness", ".2f"), "dL": ("light_brightness", ".1f"),
            "d(ab)": ("light_colour", ".1f"), "PSNR dB": ("psnr", ".1f")}
+LEVERS = ("expression_weight", "cycle_weight", "late_phase", "late_gan_weight", "lr_dropout", "gan_weight")
 TARGETS = "closer-to-target >= 99%, NME <= 0.06, reconstruction PSNR >= 28 dB (128 px), <= 10 GPU-minutes"
 
 
@@ -128,6 +129,9 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=None, help="override the preset's (e.g. 64 on CPU)")
     parser.add_argument("--latent-stride", type=int, help="override the preset's (e.g. 8: an 8x8 latent at 64 px)")
     parser.add_argument("--latent-channels", type=int, help="override the preset's")
+    parser.add_argument("--dense-dims", type=int, help="override the preset's: a global bottleneck beside the latent")
+    for lever in LEVERS:
+        parser.add_argument("--" + lever.replace("_", "-"), type=float, help="TrainOptions." + lever)
     parser.add_argument("--batch-size", type=int, default=64, help="faces per identity per step")
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget, wall clock")
@@ -144,16 +148,16 @@ def main() -> None:
     args = parser.parse_args()
 
     facesets = prepare(args.work, args.workers)
-    changes = {k: v for k, v in (("latent_stride", args.latent_stride), ("latent_channels", args.latent_channels))
-               if v is not None}
+    changes = {k: getattr(args, k) for k in ("latent_stride", "latent_channels", "dense_dims")
+               if getattr(args, k) is not None}
     if changes:  # a variant of the preset, registered under its own name (the model dir records it)
-        variant = args.preset + "".join(f"-{k.split('_')[1][0]}{v}" for k, v in changes.items())
+        variant = args.preset + "".join(f"-{k.split('_')[0][0]}{k.split('_')[1][0]}{v}" for k, v in changes.items())
         PRESETS[variant] = PRESETS[args.preset].replace(**changes)
         args.preset = variant
     options = TrainOptions(preset=args.preset, resolution=args.resolution, batch_size=args.batch_size, lr=args.lr,
                            time_limit=args.minutes * 60, steps=args.steps, device=args.device, precision=args.precision,
                            compile=args.compile, save_every=2000, preview_every=2000, snapshot_every=0,
-                           log_every=50)
+                           log_every=50, **{k: getattr(args, k) for k in LEVERS if getattr(args, k) is not None})
     train_sets = {identity: pair[0] for identity, pair in facesets.items()}
     held = {identity: pair[1] for identity, pair in facesets.items()}
     references = {}
