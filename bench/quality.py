@@ -158,7 +158,8 @@ def main() -> None:
     options = TrainOptions(preset=args.preset, resolution=args.resolution, batch_size=args.batch_size, lr=args.lr,
                            time_limit=args.minutes * 60, steps=args.steps, device=args.device, precision=args.precision,
                            compile=args.compile, save_every=2000, preview_every=2000, snapshot_every=0,
-                           log_every=50, init_from=args.init_from, **{k: getattr(args, k) for k in LEVERS if getattr(args, k) is not None})
+                           log_every=50, init_from=args.init_from,
+                           **{k: getattr(args, k) for k in LEVERS if getattr(args, k) is not None})
     train_sets = {identity: pair[0] for identity, pair in facesets.items()}
     held = {identity: pair[1] for identity, pair in facesets.items()}
     references = {}
