@@ -168,7 +168,7 @@ def run_model(model, crops: np.ndarray, to: str, batch_size: int, device: str, a
     return np.concatenate(outputs)
 
 
-def _face_in_crop(backend: FaceBackend, crop: np.ndarray, crop_landmarks: np.ndarray
+def fit_in_crop(backend: FaceBackend, crop: np.ndarray, crop_landmarks: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Landmarks re-fitted on a crop (enlarged for dlib), at the place the input face is known to be,
     and the enlarged crop they belong to."""
@@ -198,8 +198,8 @@ def score_direction(model, faces: HeldOutFaces, to: str, references: dict[str, n
     other = next((k for k in references if k != to), None)
     source_series, output_series = [], []
     for crop, output, landmarks in zip(faces.crops, outputs, faces.crop_landmarks, strict=True):
-        source_points, _ = _face_in_crop(backend, crop, landmarks)
-        output_points, large = _face_in_crop(backend, output, landmarks)
+        source_points, _ = fit_in_crop(backend, crop, landmarks)
+        output_points, large = fit_in_crop(backend, output, landmarks)
         source_series.append(source_points)
         output_series.append(output_points)
         scores.nme.append(landmark_nme(output_points, source_points))

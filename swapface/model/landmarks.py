@@ -14,7 +14,7 @@ INPUT_SIZE = 64  # crops are resized to this: expression lives in coarse geometr
 class LandmarkRegressor(nn.Module):
     """Four stride-2 conv stages (64 -> 4 px) and a linear head; points come out in [0, 1] crop units."""
 
-    def __init__(self, width: int = 32) -> None:
+    def __init__(self, width: int = 16) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         channels = 3
