@@ -379,7 +379,8 @@ def test_held_out_scores_of_a_perfect_autoencoder(held_out, held_out_other):
     assert reconstruction.expression.correlation["mouth_open"] == pytest.approx(1.0)
     assert all(abs(step) < 1e-9 for values in reconstruction.light.values() for pair in values for step in pair)
     # A "swap" to B that still shows A: identity says so, while expression is kept perfectly.
-    swap = score_direction(model, faces["a"], "b", references, backend)
+    assert math.isnan(score_direction(model, faces["a"], "b", references, backend).sharpness)  # no B faces given
+    swap = score_direction(model, faces["a"], "b", references, backend, real_faces=faces["b"])
     assert swap.closer_to_target == 0.0 and not swap.psnr
     assert swap.sharpness == pytest.approx(sharpness_ratio(  # A's faces against B's: same-size crops, other footage
         list(faces["a"].crops), [hull_mask(p, (64, 64)) for p in faces["a"].crop_landmarks],
