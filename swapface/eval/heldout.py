@@ -186,14 +186,19 @@ def _hulls(faces: HeldOutFaces) -> list[np.ndarray]:
 
 def score_direction(model, faces: HeldOutFaces, to: str, references: dict[str, np.ndarray],
                     backend: FaceBackend, batch_size: int = 16, device: str = "cpu",
-                    real_faces: HeldOutFaces | None = None, autocast=None) -> DirectionScores:
+                    real_faces: HeldOutFaces | None = None, autocast=None,
+                    outputs: np.ndarray | None = None) -> DirectionScores:
     """Run one identity's held-out faces through decoder `to` and score every output.
 
     Sharpness compares the outputs with `real_faces` (crops of identity `to` at the same size; by default
     `faces` themselves for a reconstruction, unmeasured for a swap without them). Landmarks of input and
     output are both fitted by `backend` on crops enlarged to ANALYSIS_SIZE (dlib wants faces of 80 px and
-    more), so the NME and the expression scores compare like with like."""
-    outputs = run_model(model, faces.crops, to, batch_size, device, autocast)
+    more), so the NME and the expression scores compare like with like. `outputs` (N, R, R, 3) uint8 scores
+    outputs made elsewhere (e.g. on a GPU machine without dlib, bench/gpu.sh) instead of running `model`."""
+    if outputs is None:
+        outputs = run_model(model, faces.crops, to, batch_size, device, autocast)
+    elif outputs.shape != faces.crops.shape:
+        raise ValueError(f"outputs of shape {outputs.shape} do not match the {faces.crops.shape} held-out crops")
     scores = DirectionScores(faces.identity, to, faces.faceset)
     other = next((k for k in references if k != to), None)
     source_series, output_series = [], []

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from skimage.metrics import structural_similarity
 
 from swapface.faces.align import eye_centres
 
@@ -61,6 +60,10 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     One image (HxW, HxWxC or CxHxW) or a batch (NxHxWxC or NxCxHxW, averaged per image). SSIM follows
     local structure rather than raw error, so it ranks blur and ringing the way a viewer does.
     """
+    # Imported here: everything else in this module needs only numpy and OpenCV, so a GPU machine without
+    # scikit-image can still score models (bench/gpu.sh).
+    from skimage.metrics import structural_similarity
+
     _check_pair(a, b)
     a, b = np.asarray(a), np.asarray(b)
     if a.ndim == 4:
