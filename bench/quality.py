@@ -30,12 +30,21 @@ from classic import ClassicAutoencoder, baseline_step
 from rich.console import Console
 from rich.table import Table
 
-from swapface.eval.heldout import DirectionScores, headline, held_out_scores, score_model
-from swapface.faces import AlignSpec
-from swapface.faceset.extract import ExtractOptions, count_frames, extract
+from swapface.eval.heldout import (
+    DirectionScores,
+    headline,
+    held_out_faces,
+    held_out_scores,
+    run_model,
+    score_direction,
+    score_model,
+)
+from swapface.eval.metrics import psnr, sharpness_ratio
+from swapface.faces import AlignSpec, make_backend
+from swapface.faces.masks import hull_mask
 from swapface.faceset.store import Faceset
 from swapface.model import PRESETS
-from swapface.modeldir import read_config_json
+from swapface.modeldir import load_model, read_config_json
 from swapface.train import distributed
 from swapface.train.loop import Trainer, TrainOptions, train
 
@@ -71,6 +80,8 @@ def split_faceset(full: Path, train_path: Path, held_path: Path, cut: int) -> No
 
 def prepare(work: Path, workers: int) -> dict[str, tuple[Path, Path]]:
     """(training faceset, held-out faceset) per identity, extracted and split on first use."""
+    from swapface.faceset.extract import ExtractOptions, count_frames, extract  # dlib: not on a bare GPU machine
+
     facesets = {}
     for identity, clip in CLIPS.items():
         video = VIDEOS / clip
@@ -96,8 +107,44 @@ def swapface_run(train_sets: dict[str, Path], held: dict[str, Path], args: argpa
         step = read_config_json(model_dir)["training"].get("step", 0)
     else:
         step = train(train_sets["a"], train_sets["b"], model_dir, options, message=print).step
+    if args.outputs_to:
+        write_outputs(model_dir, held, args, step)
+        raise SystemExit(0)
     return step, held_out_scores(model_dir, held, max_faces=args.max_faces, device=args.device,
                                         references=references)
+
+
+def write_outputs(model_dir: Path, held: dict[str, Path], args: argparse.Namespace, step: int) -> None:
+    """On a machine without dlib (bench/gpu.sh): run the model on the held-out crops, save the outputs for
+    `--score-outputs` elsewhere, and print what needs no face analysis (PSNR, sharpness)."""
+    model, config = load_model(model_dir, args.device)
+    faces = {k: held_out_faces(p, k, config.resolution, config.coverage, args.max_faces) for k, p in held.items()}
+    arrays, lines = {}, []
+    for source, identity_faces in faces.items():
+        for to, real in faces.items():
+            out = run_model(model, identity_faces.crops, to, 64, args.device)
+            arrays[f"{source}2{to}"] = out
+            masks = [hull_mask(p, out.shape[1:3]) for p in identity_faces.crop_landmarks]
+            real_masks = [hull_mask(p, out.shape[1:3]) for p in real.crop_landmarks]
+            sharp = sharpness_ratio(list(out), masks, list(real.crops), real_masks)
+            quality = f", PSNR {psnr(out, identity_faces.crops):.2f} dB" if source == to else ""
+            lines.append(f"{source}->{to}: sharpness {sharp:.2f}{quality}")
+    meta = json.dumps({"steps": step, "resolution": config.resolution, "coverage": config.coverage,
+                       "max_faces": args.max_faces, "batch_size": args.batch_size, "minutes": args.minutes})
+    np.savez_compressed(args.outputs_to, meta=np.array(meta), **arrays)
+    print(f"{step} steps; " + "; ".join(lines) + f"; outputs in {args.outputs_to}: score them with dlib elsewhere "
+          "(python bench/quality.py --score-outputs FILE --facesets-from CARRY/facesets)")
+
+
+def score_outputs(held: dict[str, Path], args: argparse.Namespace,
+                  references: dict[str, np.ndarray]) -> tuple[int, list[DirectionScores]]:
+    """Score outputs that `--outputs-to` saved on another machine, by the same scorer."""
+    saved = np.load(args.score_outputs)
+    meta = json.loads(str(saved["meta"]))
+    faces = {k: held_out_faces(p, k, meta["resolution"], meta["coverage"], meta["max_faces"]) for k, p in held.items()}
+    backend = make_backend("dlib")
+    return meta["steps"], [score_direction(None, faces[source], to, references, backend, real_faces=faces[to],
+                                           outputs=saved[f"{source}2{to}"]) for source in faces for to in faces]
 
 
 def classic_run(train_sets: dict[str, Path], held: dict[str, Path], args: argparse.Namespace,
@@ -144,11 +191,19 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="delete the model and train from scratch")
     parser.add_argument("--init-from", type=Path, help="start from this model dir's weights (same architecture)")
     parser.add_argument("--score-only", action="store_true", help="score the model dir as it is, no training")
+    parser.add_argument("--facesets-from", type=Path, help="use the prepared a-/b-train and -held facesets in this "
+                                                          "folder (bench/gpu_carry.py), no extraction")
+    parser.add_argument("--outputs-to", type=Path, help="no dlib here: save the held-out outputs (.npz) instead of "
+                                                        "scoring them")
+    parser.add_argument("--score-outputs", type=Path, help="score outputs saved by --outputs-to; no training")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--model", choices=["swapface", "classic"], default="swapface")
     args = parser.parse_args()
 
-    facesets = prepare(args.work, args.workers)
+    if args.facesets_from:
+        facesets = {i: (args.facesets_from / f"{i}-train", args.facesets_from / f"{i}-held") for i in CLIPS}
+    else:
+        facesets = prepare(args.work, args.workers)
     changes = {k: getattr(args, k) for k in ("latent_stride", "latent_channels", "dense_dims")
                if getattr(args, k) is not None}
     if changes:  # a variant of the preset, registered under its own name (the model dir records it)
@@ -167,8 +222,11 @@ def main() -> None:
         with Faceset.open(path) as faceset:
             references[identity] = faceset.mean_embedding()
     started = time.perf_counter()
-    run = classic_run if args.model == "classic" else swapface_run
-    steps, directions = run(train_sets, held, args, options, references)
+    if args.score_outputs:
+        steps, directions = score_outputs(held, args, references)
+    else:
+        run = classic_run if args.model == "classic" else swapface_run
+        steps, directions = run(train_sets, held, args, options, references)
     run_seconds = time.perf_counter() - started  # training (the --minutes budget) and scoring
     real = {}
     for identity, path in held.items():
