@@ -36,7 +36,8 @@ def eval_command(
     held_out_a: Annotated[Path | None, typer.Option(help="Faceset of identity A not used in training.")] = None,
     held_out_b: Annotated[Path | None, typer.Option(help="Faceset of identity B not used in training.")] = None,
     max_faces: Annotated[int, typer.Option(help="Held-out faces to score per identity and direction.", min=1)] = 64,
-    device: Annotated[str, typer.Option(help="Device for the model (cpu, cuda, cuda:1, ...).")] = "cpu",
+    device: Annotated[str, typer.Option(help="Device for the model: auto (cuda if present), cpu, cuda, cuda:1 "
+                                             "...")] = "auto",
     max_frames: Annotated[int | None, typer.Option(help="Score at most this many frames.", min=1)] = None,
     detector: Annotated[str, typer.Option(help="Face detector: hog (fast) or cnn (slower, finds harder "
                                                "faces).")] = "hog",

@@ -237,9 +237,10 @@ def held_out_scores(model_dir: Path, held_out: dict[str, Path], max_faces: int =
     # torch is imported only here: evaluating a swapped video needs no model and should start fast.
     from swapface.modeldir import load_model
 
-    model, config = load_model(model_dir, device=resolve_device(device))
-    return score_model(model, config.resolution, config.coverage, held_out, max_faces, batch_size, device, backend,
-                       references)
+    torch_device = resolve_device(device)  # "auto": cuda when present
+    model, config = load_model(model_dir, device=torch_device)
+    return score_model(model, config.resolution, config.coverage, held_out, max_faces, batch_size, str(torch_device),
+                       backend, references)
 
 
 def score_model(model, resolution: int, coverage: str, held_out: dict[str, Path], max_faces: int = 64,
