@@ -84,10 +84,3 @@ def test_skin_light_per_region(faceset_b):
     redder[..., 0] = np.clip(crop[..., 0].astype(np.int16) + 40, 0, 255)
     assert all(colour > 8 for _, colour in region_light_difference(redder, crop, points).values())
 
-
-def test_auto_device_is_cuda_only_when_present():
-    import torch
-
-    from swapface.devices import resolve_device
-
-    assert resolve_device("auto") == resolve_device(None) == torch.device("cuda" if torch.cuda.is_available() else "cpu")
