@@ -19,7 +19,8 @@ PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 MINUTES=${QUALITY_MINUTES:-8.5}
-DEVICE=${DEVICE:-cuda}  # DEVICE=cpu BATCH=2 QUALITY_MINUTES=0.05: a dry run of the plumbing on any machine
+MAX_FACES=${MAX_FACES:-256}
+DEVICE=${DEVICE:-cuda}  # dry run anywhere: DEVICE=cpu BATCH=2 MAX_FACES=8 QUALITY_ARGS="--steps 1"
 BATCH=${BATCH:-64}
 
 # Wheels are zip files: unpacked onto PYTHONPATH they work without pip or a venv (all are pure or abi3).
@@ -40,8 +41,8 @@ case "$PART" in
     ;;
 2)
     "$PY" bench/quality.py --device "$DEVICE" --precision bf16 --preset 128 --batch-size "$BATCH" --minutes "$MINUTES" \
-        --facesets-from "$F" --work /tmp/swapface-gpu --model-dir /tmp/swapface-gpu/model --fresh --max-faces 256 \
-        --outputs-to "$OUT/heldout.npz" 2>&1 | tee "$OUT/quality.log"
+        --facesets-from "$F" --work /tmp/swapface-gpu --model-dir /tmp/swapface-gpu/model --fresh --max-faces "$MAX_FACES" \
+        --outputs-to "$OUT/heldout.npz" ${QUALITY_ARGS:-} 2>&1 | tee "$OUT/quality.log"
     ;;
 *)
     echo "part must be 1 or 2" >&2
