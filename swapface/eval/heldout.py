@@ -170,8 +170,8 @@ def run_model(model, crops: np.ndarray, to: str, batch_size: int, device: str, a
 
 def fit_in_crop(backend: FaceBackend, crop: np.ndarray, crop_landmarks: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Landmarks re-fitted on a crop (enlarged for dlib), at the place the input face is known to be,
-    and the enlarged crop they belong to."""
+    """Landmarks re-fitted on a crop (enlarged for dlib) in the box around `crop_landmarks` (where the face
+    is known to be), and the enlarged crop they belong to."""
     scale = ANALYSIS_SIZE / crop.shape[0]
     large = cv2.resize(crop, (ANALYSIS_SIZE, ANALYSIS_SIZE), interpolation=cv2.INTER_CUBIC)
     points = crop_landmarks * scale
@@ -202,9 +202,13 @@ def score_direction(model, faces: HeldOutFaces, to: str, references: dict[str, n
     scores = DirectionScores(faces.identity, to, faces.faceset)
     other = next((k for k in references if k != to), None)
     source_series, output_series = [], []
+    # One box for every fit, from the mean landmarks: aligned crops hold the face in the same place, and a
+    # box drawn around each source's own landmarks would pass its mouth opening to a blurry output's fit
+    # (dlib starts from its mean shape scaled to the box).
+    hint = faces.crop_landmarks.mean(0)
     for crop, output, landmarks in zip(faces.crops, outputs, faces.crop_landmarks, strict=True):
-        source_points, _ = fit_in_crop(backend, crop, landmarks)
-        output_points, large = fit_in_crop(backend, output, landmarks)
+        source_points, _ = fit_in_crop(backend, crop, hint)
+        output_points, large = fit_in_crop(backend, output, hint)
         source_series.append(source_points)
         output_series.append(output_points)
         scores.nme.append(landmark_nme(output_points, source_points))
