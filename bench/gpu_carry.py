@@ -4,7 +4,7 @@ A lent GPU machine has torch, numpy and OpenCV, no network, and none of our othe
 the benchmarks need beyond that travels in this folder:
 
 - wheels/: PyAV (faceset images are read through swapface.media, which imports it), safetensors (model
-  files), rich and its two dependencies (the benchmark tables), downloaded here with pip for the GPU
+  files), rich and its three dependencies (the benchmark tables), downloaded here with pip for the GPU
   machine's Python (abi3 or pure wheels, so any CPython >= 3.11 on x86-64 Linux takes them);
 - facesets/: the quality protocol's data, already extracted (dlib, and its 100 MB landmark model, stay
   here): a-train, a-held, b-train, b-held at 128 px, the training halves thinned to every `--every`-th
