@@ -21,6 +21,9 @@ def train_command(
     preset: Annotated[str, typer.Option(help=f"Model size: {', '.join(PRESETS)}.")] = "128",
     resolution: Annotated[int | None, typer.Option(help="Face resolution in px (64-512), overriding the "
                                                         "preset's.")] = None,
+    dense_dims: Annotated[int | None, typer.Option(help="A global (dense) bottleneck of this many numbers beside the "
+                                                       "spatial latent, overriding the preset's (0: none); a "
+                                                       "multiple of the latent's cells.", min=0)] = None,
     batch_size: Annotated[int, typer.Option(help="Faces per identity per step (per process under torchrun).",
                                             min=1)] = 16,
     steps: Annotated[int | None, typer.Option(help="Train until this total step; default: until Ctrl-C.",
@@ -63,7 +66,7 @@ def train_command(
     `torchrun --nproc_per_node=N` it trains data-parallel."""
     with user_errors():
         options = TrainOptions(
-            preset=preset, resolution=resolution, batch_size=batch_size, steps=steps,
+            preset=preset, resolution=resolution, dense_dims=dense_dims, batch_size=batch_size, steps=steps,
             time_limit=None if time_limit is None else time_limit * 60, lr=lr, kl_weight=kl_weight,
             gan_weight=gan_weight, save_every=save_every, snapshot_every=snapshot_every,
             preview_every=preview_every, log_every=log_every, eval_every=eval_every, holdout=holdout,

@@ -68,6 +68,7 @@ REGRESSOR_LR = 1e-3
 class TrainOptions:
     preset: str = "128"
     resolution: int | None = None  # None: the preset's
+    dense_dims: int | None = None  # None: the preset's (a global bottleneck beside the spatial latent; 0: none)
     batch_size: int = 16  # faces per identity per rank
     steps: int | None = None  # total steps; None: until interrupted
     time_limit: float | None = None  # seconds this run may train before it saves and returns
@@ -194,6 +195,8 @@ class Trainer:
                                                  f"{options.resolution} px")
         else:
             config = preset(options.preset, options.resolution, coverage)
+            if options.dense_dims is not None:
+                config = config.replace(dense_dims=options.dense_dims)
         if config.coverage != coverage:
             raise InputError(self.model_dir, f"model was trained on '{config.coverage}' crops, the facesets "
                                              f"hold '{coverage}' crops")
