@@ -83,12 +83,11 @@ def closed_eyes(openings: np.ndarray) -> np.ndarray:
     return openings < BLINK_SHARE * np.median(openings)
 
 
-def blink_agreement(source_openings: np.ndarray, swap_openings: np.ndarray) -> float:
-    """Frames with the eye closed in both / frames with it closed in either (1 = every blink carried and
+def blink_agreement(source_closed: np.ndarray, swap_closed: np.ndarray) -> float:
+    """Frames with the eyes closed in both / frames with them closed in either (1 = every blink carried and
     none added; 0 = none carried); NaN when neither ever closes."""
-    source, swap = closed_eyes(source_openings), closed_eyes(swap_openings)
-    either = int((source | swap).sum())
-    return float((source & swap).sum() / either) if either else math.nan
+    either = int((source_closed | swap_closed).sum())
+    return float((source_closed & swap_closed).sum() / either) if either else math.nan
 
 
 def dynamic_nme(source: np.ndarray, swap: np.ndarray) -> float:
@@ -130,8 +129,5 @@ def expression_scores(source: np.ndarray, swap: np.ndarray) -> ExpressionScores:
     s, w = expression_signals(source), expression_signals(swap)
     correlation = {name: pearson(s[:, i], w[:, i]) for i, name in enumerate(SIGNALS)}
     difference = {name: float(np.abs(s[:, i] - w[:, i]).mean()) for i, name in enumerate(SIGNALS)}
-    closed_source = closed_eyes(s[:, 2]) | closed_eyes(s[:, 3])
-    closed_swap = closed_eyes(w[:, 2]) | closed_eyes(w[:, 3])
-    either = int((closed_source | closed_swap).sum())
-    blinks = float((closed_source & closed_swap).sum() / either) if either else math.nan
+    blinks = blink_agreement(closed_eyes(s[:, 2]) | closed_eyes(s[:, 3]), closed_eyes(w[:, 2]) | closed_eyes(w[:, 3]))
     return ExpressionScores(correlation, difference, blinks, dynamic_nme(source, swap), len(source))
