@@ -29,6 +29,7 @@ from swapface.eval.metrics import (
     Summary,
     angle_difference,
     boundary_band,
+    finite_mean,
     flicker_ratio,
     head_pose,
     high_frequency_energy,
@@ -328,8 +329,8 @@ class _FrameJudge:
         light = region_light_difference(swapped_crop, source_crop, crop_points)
         for region, step in light.items():
             self.light.setdefault(region, []).append(step)
-        scores.skin_brightness = float(np.nanmean([abs(b) for b, _ in light.values()]))
-        scores.skin_colour = float(np.nanmean([c for _, c in light.values()]))
+        scores.skin_brightness = finite_mean([abs(b) for b, _ in light.values()])
+        scores.skin_colour = finite_mean([c for _, c in light.values()])
         if self.previous is not None and self.previous.frame == source.index - 1:
             scores.change_source = temporal_change(self.previous.source, source_crop, mask)
             scores.change_swapped = temporal_change(self.previous.swapped, swapped_crop, mask)
@@ -351,8 +352,8 @@ class _FrameJudge:
         source, swapped = self.aligned
         expression = expression_scores(np.stack(source), np.stack(swapped)) if len(source) >= 2 else None
         sharpness = self.energy[0] / self.energy[1] if self.energy[1] > 0 else math.nan
-        light = {region: {"brightness": float(np.nanmean([abs(v[0]) for v in values])),
-                          "colour": float(np.nanmean([v[1] for v in values]))} for region, values in self.light.items()}
+        light = {region: {"brightness": finite_mean([abs(v[0]) for v in values]),
+                          "colour": finite_mean([v[1] for v in values])} for region, values in self.light.items()}
         return expression, sharpness, light
 
     def original_identity(self, backend: FaceBackend) -> np.ndarray:

@@ -25,6 +25,7 @@ from swapface.errors import InputError
 from swapface.eval.expression import ExpressionScores, expression_scores
 from swapface.eval.metrics import (
     Summary,
+    finite_mean,
     identity_distance,
     landmark_nme,
     psnr,
@@ -97,8 +98,8 @@ class DirectionScores:
 
     def light_summary(self) -> dict[str, dict[str, float]]:
         """Per skin region: mean |brightness step| and mean colour step over the faces (LAB levels)."""
-        return {region: {"brightness": float(np.nanmean(np.abs([v[0] for v in values]))),
-                         "colour": float(np.nanmean([v[1] for v in values]))}
+        return {region: {"brightness": finite_mean(np.abs([v[0] for v in values])),
+                         "colour": finite_mean([v[1] for v in values])}
                 for region, values in self.light.items()}
 
 
@@ -110,18 +111,17 @@ def headline(scores: DirectionScores) -> dict[str, float]:
     light = scores.light_summary()
     numbers = {
         "closer": scores.closer_to_target,
-        "d_target": float(np.nanmean(scores.d_target)) if scores.d_target else math.nan,
-        "d_other": float(np.nanmean(scores.d_original)) if scores.d_original else math.nan,
-        "nme": float(np.nanmean(scores.nme)) if scores.nme else math.nan,
+        "d_target": finite_mean(scores.d_target) if scores.d_target else math.nan,
+        "d_other": finite_mean(scores.d_original) if scores.d_original else math.nan,
+        "nme": finite_mean(scores.nme) if scores.nme else math.nan,
         "dyn_nme": expression.dynamic_nme if expression else math.nan,
         "mouth_corr": correlation.get("mouth_open", math.nan),
-        "eye_corr": float(np.nanmean([correlation.get("eye_left", math.nan), correlation.get("eye_right", math.nan)])),
-        "brow_corr": float(np.nanmean([correlation.get("brow_left", math.nan),
-                                       correlation.get("brow_right", math.nan)])),
+        "eye_corr": finite_mean([correlation.get("eye_left", math.nan), correlation.get("eye_right", math.nan)]),
+        "brow_corr": finite_mean([correlation.get("brow_left", math.nan), correlation.get("brow_right", math.nan)]),
         "blink": expression.blink_agreement if expression else math.nan,
         "sharpness": scores.sharpness,
-        "light_brightness": float(np.nanmean([r["brightness"] for r in light.values()])) if light else math.nan,
-        "light_colour": float(np.nanmean([r["colour"] for r in light.values()])) if light else math.nan,
+        "light_brightness": finite_mean([r["brightness"] for r in light.values()]) if light else math.nan,
+        "light_colour": finite_mean([r["colour"] for r in light.values()]) if light else math.nan,
     }
     if scores.is_reconstruction:
         numbers.update(psnr=scores.pooled_psnr, ssim=float(np.mean(scores.ssim)) if scores.ssim else math.nan)

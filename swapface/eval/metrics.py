@@ -289,6 +289,13 @@ def seam_score(swapped: np.ndarray, source: np.ndarray, mask: np.ndarray, half_w
 
 # -- summaries -----------------------------------------------------------------------------------------
 
+def finite_mean(values) -> float:
+    """Mean of the finite values; NaN (without numpy's empty-slice warning) when there are none."""
+    array = np.asarray(values, np.float64)
+    array = array[np.isfinite(array)]
+    return float(array.mean()) if array.size else float("nan")
+
+
 @dataclass(frozen=True)
 class Summary:
     """Mean, median and the mean of the worst 5% of frames (at least one frame) of a per-frame metric."""
@@ -342,8 +349,8 @@ def sharpness_ratio(images: list[np.ndarray], masks: list[np.ndarray], reference
         return float("nan")
     if images[0].shape != references[0].shape:
         raise ValueError(f"compare crops of the same size: {images[0].shape} vs {references[0].shape}")
-    made = np.nanmean([high_frequency_energy(i, m) for i, m in zip(images, masks, strict=True)])
-    real = np.nanmean([high_frequency_energy(i, m) for i, m in zip(references, reference_masks, strict=True)])
+    made = finite_mean([high_frequency_energy(i, m) for i, m in zip(images, masks, strict=True)])
+    real = finite_mean([high_frequency_energy(i, m) for i, m in zip(references, reference_masks, strict=True)])
     return float(made / real) if real > 0 else float("nan")
 
 
