@@ -30,11 +30,21 @@ from classic import ClassicAutoencoder, baseline_step
 from rich.console import Console
 from rich.table import Table
 
-from swapface.eval.heldout import DirectionScores, held_out_scores, score_model
-from swapface.faces import AlignSpec
-from swapface.faceset.extract import ExtractOptions, count_frames, extract
+from swapface.eval.heldout import (
+    DirectionScores,
+    headline,
+    held_out_faces,
+    held_out_scores,
+    run_model,
+    score_direction,
+    score_model,
+)
+from swapface.eval.metrics import psnr, sharpness_ratio
+from swapface.faces import AlignSpec, make_backend
+from swapface.faces.masks import hull_mask
 from swapface.faceset.store import Faceset
 from swapface.model import PRESETS
+from swapface.modeldir import load_model, read_config_json
 from swapface.train import distributed
 from swapface.train.loop import Trainer, TrainOptions, train
 
@@ -45,6 +55,13 @@ TRAIN_SHARE = 0.8
 CLASSIC = {"a->b": (1.00, 0.311, 0.824, 0.122), "a->a": (1.00, 0.356, 0.851, 0.053),
            "b->b": (1.00, 0.294, 0.863, 0.033)}
 CLASSIC_PSNR = {"a": 22.5, "b": 23.4}
+# table column -> (headline key, format); the first column is the direction
+COLUMNS = {"set": ("", ""), "closer": ("closer", ".0%"), "d(target)": ("d_target", ".3f"),
+           "d(other)": ("d_other", ".3f"), "NME": ("nme", ".3f"), "dyn NME": ("dyn_nme", ".3f"),
+           "mouth r": ("mouth_corr", ".2f"), "eyes r": ("eye_corr", ".2f"), "brows r": ("brow_corr", ".2f"),
+           "blinks": ("blink", ".2f"), "sharp": ("sharpness", ".2f"), "dL": ("light_brightness", ".1f"),
+           "d(ab)": ("light_colour", ".1f"), "PSNR dB": ("psnr", ".1f")}
+LEVERS = ("expression_weight", "cycle_weight", "late_phase", "late_gan_weight", "lr_dropout", "gan_weight")
 TARGETS = "closer-to-target >= 99%, NME <= 0.06, reconstruction PSNR >= 28 dB (128 px), <= 10 GPU-minutes"
 
 
@@ -63,6 +80,8 @@ def split_faceset(full: Path, train_path: Path, held_path: Path, cut: int) -> No
 
 def prepare(work: Path, workers: int) -> dict[str, tuple[Path, Path]]:
     """(training faceset, held-out faceset) per identity, extracted and split on first use."""
+    from swapface.faceset.extract import ExtractOptions, count_frames, extract  # dlib: not on a bare GPU machine
+
     facesets = {}
     for identity, clip in CLIPS.items():
         video = VIDEOS / clip
@@ -81,12 +100,51 @@ def prepare(work: Path, workers: int) -> dict[str, tuple[Path, Path]]:
 def swapface_run(train_sets: dict[str, Path], held: dict[str, Path], args: argparse.Namespace,
                  options: TrainOptions, references: dict[str, np.ndarray]) -> tuple[int, list[DirectionScores]]:
     """Our model, trained by `swapface train`'s own loop (resumable: a rerun trains on)."""
-    model_dir = args.work / f"model-{args.preset}-{args.resolution or 'preset'}"
+    model_dir = args.model_dir or args.work / f"model-{args.preset}-{args.resolution or 'preset'}"
     if args.fresh:
         shutil.rmtree(model_dir, ignore_errors=True)
-    result = train(train_sets["a"], train_sets["b"], model_dir, options, message=print)
-    return result.step, held_out_scores(model_dir, held, max_faces=args.max_faces, device=args.device,
+    if args.score_only:
+        step = read_config_json(model_dir)["training"].get("step", 0)
+    else:
+        step = train(train_sets["a"], train_sets["b"], model_dir, options, message=print).step
+    if args.outputs_to:
+        write_outputs(model_dir, held, args, step)
+        raise SystemExit(0)
+    return step, held_out_scores(model_dir, held, max_faces=args.max_faces, device=args.device,
                                         references=references)
+
+
+def write_outputs(model_dir: Path, held: dict[str, Path], args: argparse.Namespace, step: int) -> None:
+    """On a machine without dlib (bench/gpu.sh): run the model on the held-out crops, save the outputs for
+    `--score-outputs` elsewhere, and print what needs no face analysis (PSNR, sharpness)."""
+    model, config = load_model(model_dir, args.device)
+    faces = {k: held_out_faces(p, k, config.resolution, config.coverage, args.max_faces) for k, p in held.items()}
+    arrays, lines = {}, []
+    for source, identity_faces in faces.items():
+        for to, real in faces.items():
+            out = run_model(model, identity_faces.crops, to, 64, args.device)
+            arrays[f"{source}2{to}"] = out
+            masks = [hull_mask(p, out.shape[1:3]) for p in identity_faces.crop_landmarks]
+            real_masks = [hull_mask(p, out.shape[1:3]) for p in real.crop_landmarks]
+            sharp = sharpness_ratio(list(out), masks, list(real.crops), real_masks)
+            quality = f", PSNR {psnr(out, identity_faces.crops):.2f} dB" if source == to else ""
+            lines.append(f"{source}->{to}: sharpness {sharp:.2f}{quality}")
+    meta = json.dumps({"steps": step, "resolution": config.resolution, "coverage": config.coverage,
+                       "max_faces": args.max_faces, "batch_size": args.batch_size, "minutes": args.minutes})
+    np.savez_compressed(args.outputs_to, meta=np.array(meta), **arrays)
+    print(f"{step} steps; " + "; ".join(lines) + f"; outputs in {args.outputs_to}: score them with dlib elsewhere "
+          "(python bench/quality.py --score-outputs FILE --facesets-from CARRY/facesets)")
+
+
+def score_outputs(held: dict[str, Path], args: argparse.Namespace,
+                  references: dict[str, np.ndarray]) -> tuple[int, list[DirectionScores]]:
+    """Score outputs that `--outputs-to` saved on another machine, by the same scorer."""
+    saved = np.load(args.score_outputs)
+    meta = json.loads(str(saved["meta"]))
+    faces = {k: held_out_faces(p, k, meta["resolution"], meta["coverage"], meta["max_faces"]) for k, p in held.items()}
+    backend = make_backend("dlib")
+    return meta["steps"], [score_direction(None, faces[source], to, references, backend, real_faces=faces[to],
+                                           outputs=saved[f"{source}2{to}"]) for source in faces for to in faces]
 
 
 def classic_run(train_sets: dict[str, Path], held: dict[str, Path], args: argparse.Namespace,
@@ -99,7 +157,7 @@ def classic_run(train_sets: dict[str, Path], held: dict[str, Path], args: argpar
     dtype = torch.bfloat16 if args.precision == "bf16" else None
     step = baseline_step(trainer, model, torch.optim.Adam(model.parameters(), 5e-5, betas=(0.5, 0.999)), dtype)
     steps, deadline = 0, time.perf_counter() + options.time_limit
-    while time.perf_counter() < deadline:
+    while time.perf_counter() < deadline and (args.steps is None or steps < args.steps):
         loss = step()
         steps += 1
         if steps % 100 == 0:
@@ -118,29 +176,45 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=None, help="override the preset's (e.g. 64 on CPU)")
     parser.add_argument("--latent-stride", type=int, help="override the preset's (e.g. 8: an 8x8 latent at 64 px)")
     parser.add_argument("--latent-channels", type=int, help="override the preset's")
+    parser.add_argument("--dense-dims", type=int, help="override the preset's: a global bottleneck beside the latent")
+    for lever in LEVERS:
+        parser.add_argument("--" + lever.replace("_", "-"), type=float, help="TrainOptions." + lever)
     parser.add_argument("--batch-size", type=int, default=64, help="faces per identity per step")
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget, wall clock")
+    parser.add_argument("--steps", type=int, help="also stop at this many steps (fair comparisons on a shared CPU)")
+    parser.add_argument("--model-dir", type=Path, help="where our model trains (default: in --work, named by preset)")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--max-faces", type=int, default=256, help="held-out faces scored per identity")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="extraction processes")
     parser.add_argument("--work", type=Path, default=Path(__file__).resolve().parents[2] / "quality-work")
     parser.add_argument("--fresh", action="store_true", help="delete the model and train from scratch")
+    parser.add_argument("--init-from", type=Path, help="start from this model dir's weights (same architecture)")
+    parser.add_argument("--score-only", action="store_true", help="score the model dir as it is, no training")
+    parser.add_argument("--facesets-from", type=Path, help="use the prepared a-/b-train and -held facesets in this "
+                                                          "folder (bench/gpu_carry.py), no extraction")
+    parser.add_argument("--outputs-to", type=Path, help="no dlib here: save the held-out outputs (.npz) instead of "
+                                                        "scoring them")
+    parser.add_argument("--score-outputs", type=Path, help="score outputs saved by --outputs-to; no training")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--model", choices=["swapface", "classic"], default="swapface")
     args = parser.parse_args()
 
-    facesets = prepare(args.work, args.workers)
-    changes = {k: v for k, v in (("latent_stride", args.latent_stride), ("latent_channels", args.latent_channels))
-               if v is not None}
+    if args.facesets_from:
+        facesets = {i: (args.facesets_from / f"{i}-train", args.facesets_from / f"{i}-held") for i in CLIPS}
+    else:
+        facesets = prepare(args.work, args.workers)
+    changes = {k: getattr(args, k) for k in ("latent_stride", "latent_channels", "dense_dims")
+               if getattr(args, k) is not None}
     if changes:  # a variant of the preset, registered under its own name (the model dir records it)
-        variant = args.preset + "".join(f"-{k.split('_')[1][0]}{v}" for k, v in changes.items())
+        variant = args.preset + "".join(f"-{k.split('_')[0][0]}{k.split('_')[1][0]}{v}" for k, v in changes.items())
         PRESETS[variant] = PRESETS[args.preset].replace(**changes)
         args.preset = variant
     options = TrainOptions(preset=args.preset, resolution=args.resolution, batch_size=args.batch_size, lr=args.lr,
-                           time_limit=args.minutes * 60, device=args.device, precision=args.precision,
+                           time_limit=args.minutes * 60, steps=args.steps, device=args.device, precision=args.precision,
                            compile=args.compile, save_every=2000, preview_every=2000, snapshot_every=0,
-                           log_every=50)
+                           log_every=50, init_from=args.init_from,
+                           **{k: getattr(args, k) for k in LEVERS if getattr(args, k) is not None})
     train_sets = {identity: pair[0] for identity, pair in facesets.items()}
     held = {identity: pair[1] for identity, pair in facesets.items()}
     references = {}
@@ -148,8 +222,11 @@ def main() -> None:
         with Faceset.open(path) as faceset:
             references[identity] = faceset.mean_embedding()
     started = time.perf_counter()
-    run = classic_run if args.model == "classic" else swapface_run
-    steps, directions = run(train_sets, held, args, options, references)
+    if args.score_outputs:
+        steps, directions = score_outputs(held, args, references)
+    else:
+        run = classic_run if args.model == "classic" else swapface_run
+        steps, directions = run(train_sets, held, args, options, references)
     run_seconds = time.perf_counter() - started  # training (the --minutes budget) and scoring
     real = {}
     for identity, path in held.items():
@@ -162,23 +239,20 @@ def main() -> None:
     model_name = "classic autoencoder" if args.model == "classic" else f"swapface {args.preset} preset"
     table = Table(title=f"quality protocol: {model_name} at {args.resolution or 'preset'} px, {steps} steps of batch "
                         f"{args.batch_size} in {args.minutes:g} min on {device_name}")
-    for column in ("set", "closer to target", "d(target)", "d(other)", "NME vs source", "PSNR dB",
-                   "protocol's classic, 128 px GPU: closer, d(t), d(o), NME"):
+    for column in COLUMNS:
         table.add_column(column)
     rows = {}
     for d in directions:
-        mean = lambda v: float(np.nanmean(v))  # noqa: E731
-        rows[d.name] = dict(closer=d.closer_to_target, d_target=mean(d.d_target), d_other=mean(d.d_original),
-                            nme=mean(d.nme), psnr=d.pooled_psnr if d.is_reconstruction else None, faces=len(d.nme))
+        rows[d.name] = {**headline(d), "faces": len(d.nme)}
         r = rows[d.name]
-        table.add_row(f"{d.name} ({r['faces']} faces)", f"{r['closer']:.0%}", f"{r['d_target']:.3f}",
-                      f"{r['d_other']:.3f}", f"{r['nme']:.3f}", "" if r["psnr"] is None else f"{r['psnr']:.1f}",
-                      str(CLASSIC.get(d.name, "")))
+        cells = [f"{r[key]:{fmt}}" if key in r and math.isfinite(r[key]) else "" for key, fmt in COLUMNS.values()]
+        table.add_row(f"{d.name} ({r['faces']})", *cells[1:])
     for identity, (d_own, d_other) in real.items():
-        table.add_row(f"real held-out {identity.upper()}", "", f"{d_own:.3f}", f"{d_other:.3f}", "0", "", "")
-    console = Console(width=160)
+        table.add_row(f"real held-out {identity.upper()}", "", f"{d_own:.3f}", f"{d_other:.3f}")
+    console = Console(width=200)
     console.print(table)
-    console.print(f"classic PSNR: A {CLASSIC_PSNR['a']} dB, B {CLASSIC_PSNR['b']} dB. Targets: {TARGETS}.")
+    console.print("protocol's classic (128 px, H200, 240 s): " + ", ".join(f"{k} {v}" for k, v in CLASSIC.items())
+                  + f"; PSNR A {CLASSIC_PSNR['a']} dB, B {CLASSIC_PSNR['b']} dB. Targets: {TARGETS}.")
     if args.json:
         args.json.write_text(json.dumps(dict(model=args.model, steps=steps, run_seconds=run_seconds, device=device_name,
                                              preset=args.preset, resolution=args.resolution,

@@ -25,7 +25,6 @@ from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
 from swapface.faces import AlignSpec
-from swapface.faceset.extract import ExtractOptions, extract
 from swapface.train import distributed
 from swapface.train.loop import Trainer, TrainOptions
 
@@ -73,6 +72,8 @@ def images_per_second(step: Callable[[], None], images: int, steps: int, warmup:
 
 def bench_faces(root: Path) -> tuple[Path, Path]:
     """Two small real facesets (256 px crops) from the shared clips, extracted once into `root`."""
+    from swapface.faceset.extract import ExtractOptions, extract  # dlib: a bare GPU machine passes --facesets
+
     out = []
     for clip in ("lp_d6.mp4", "lp_d9.mp4"):
         path = root / Path(clip).stem

@@ -8,8 +8,9 @@ from swapface.errors import SwapfaceError
 
 
 def resolve_device(name: str | None) -> torch.device:
-    """`name` (cpu, cuda, cuda:N; None: cuda when present, else cpu) as a device that exists here."""
-    name = name or ("cuda" if torch.cuda.is_available() else "cpu")
+    """`name` (cpu, cuda, cuda:N; None or "auto": cuda when present, else cpu) as a device that exists here."""
+    if name in (None, "", "auto"):
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError:

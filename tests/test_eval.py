@@ -23,9 +23,10 @@ import torch
 from swapface.errors import InputError
 from swapface.eval.evaluate import EvalOptions, evaluate, lockstep
 from swapface.eval.heldout import held_out_faces, held_out_scores, score_direction
+from swapface.eval.metrics import sharpness_ratio
 from swapface.eval.report import write_report
 from swapface.faces import AlignSpec, make_backend
-from swapface.faces.masks import face_outline
+from swapface.faces.masks import face_outline, hull_mask
 from swapface.faceset.extract import ExtractOptions, extract
 from swapface.media import open_media
 from swapface.media.images import read_rgb, write_rgb
@@ -104,8 +105,12 @@ def test_video_against_itself_scores_perfectly(self_eval):
     assert len(result.frames) == FRAMES and result.frames_with_face == FRAMES
     assert result.flicker_ratio == pytest.approx(1.0, abs=1e-9)
     assert result.summaries["change_source"].mean > 0.3  # the clip does move: the ratio is not 0/0
-    for key in ("nme", "yaw_diff", "pitch_diff", "roll_diff", "flicker_excess", "seam_colour", "seam_gradient"):
+    for key in ("nme", "yaw_diff", "pitch_diff", "roll_diff", "flicker_excess", "seam_colour", "seam_gradient",
+                "skin_brightness", "skin_colour"):
         assert result.summaries[key].worst5 == 0.0, key
+    assert result.sharpness == pytest.approx(1.0) and result.summaries["sharpness"].worst5 == pytest.approx(1.0)
+    assert result.expression.dynamic_nme == 0.0 and result.expression.frames == FRAMES
+    assert result.expression.correlation["mouth_open"] == pytest.approx(1.0)
 
 
 def test_same_person_as_target_scores_closer_to_target(self_eval):
@@ -171,6 +176,12 @@ def test_jittered_face_raises_flicker_ratio(videos, clip_frames, face_box, contr
     assert result.flicker_ratio > 1.4 and result.flicker_ratio > control_eval.flicker_ratio + 0.4
     assert result.summaries["flicker_excess"].mean > 3 * abs(control_eval.summaries["flicker_excess"].mean)
     assert any(s.reason == "most added flicker" for s in result.strips)
+
+
+def test_recoloured_patch_shows_in_skin_light(patch_eval, control_eval):
+    # The patch adds (30, 10, -20) to RGB over the face: warmer and brighter skin in every region.
+    assert patch_eval.summaries["skin_colour"].mean > 8 > 2 > control_eval.summaries["skin_colour"].mean
+    assert set(patch_eval.light_regions) == {"forehead", "cheek_left", "cheek_right", "chin"}
 
 
 def test_pasted_square_raises_seam_score(patch_eval, control_eval):
@@ -363,9 +374,16 @@ def test_held_out_scores_of_a_perfect_autoencoder(held_out, held_out_other):
     assert reconstruction.pooled_psnr == 100.0 and min(reconstruction.ssim) == pytest.approx(1.0)
     assert max(reconstruction.nme) == 0.0
     assert reconstruction.closer_to_target == 1.0  # the output shows A, the person it should show
+    assert reconstruction.expression.dynamic_nme == 0.0 and reconstruction.sharpness == pytest.approx(1.0)
+    assert reconstruction.expression.correlation["mouth_open"] == pytest.approx(1.0)
+    assert all(abs(step) < 1e-9 for values in reconstruction.light.values() for pair in values for step in pair)
     # A "swap" to B that still shows A: identity says so, while expression is kept perfectly.
-    swap = score_direction(model, faces["a"], "b", references, backend)
+    assert math.isnan(score_direction(model, faces["a"], "b", references, backend).sharpness)  # no B faces given
+    swap = score_direction(model, faces["a"], "b", references, backend, real_faces=faces["b"])
     assert swap.closer_to_target == 0.0 and not swap.psnr
+    assert swap.sharpness == pytest.approx(sharpness_ratio(  # A's faces against B's: same-size crops, other footage
+        list(faces["a"].crops), [hull_mask(p, (64, 64)) for p in faces["a"].crop_landmarks],
+        list(faces["b"].crops), [hull_mask(p, (64, 64)) for p in faces["b"].crop_landmarks]))
     assert np.mean(swap.d_target) > 0.6 > np.mean(swap.d_original)
 
 
@@ -387,6 +405,9 @@ def test_cli_scores_a_model_on_held_out_faces(tmp_path, held_out, held_out_other
     assert directions["a->a"]["kind"] == "reconstruction" and directions["a->b"]["kind"] == "swap"
     assert directions["a->a"]["faces"] == 4 and len(directions["a->a"]["per_face"]["ssim"]) == 4
     assert directions["a->b"]["per_face"]["psnr"] == []
+    headline = directions["a->b"]["headline"]  # the numbers training logs, by the same scorer
+    assert {"dyn_nme", "mouth_corr", "eye_corr", "blink", "sharpness", "light_brightness"} <= set(headline)
+    assert directions["a->b"]["expression"]["frames"] == 4
     assert "Model on held-out faces" in (out / "report.html").read_text()
     run = _cli("--model", tmp_path / "no_model", "--held-out-a", held_out, "-o", out)
     assert run.returncode == 1 and run.stderr.strip().count("\n") == 0

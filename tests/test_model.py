@@ -100,3 +100,20 @@ def test_512_preset_trains_every_parameter() -> None:
         (out.rgb_a.mean() + out.mask_a.mean() + out.rgb_b.mean() + out.mask_b.mean() + out.mu.pow(2).mean()).backward()
         optimizer.step()
     assert all(p.grad is not None and bool(p.grad.abs().sum() > 0) for p in model.parameters())
+
+
+def test_dense_bottleneck_is_packed_into_the_latent_and_old_configs_load(tmp_path) -> None:
+    config = preset("tiny").replace(dense_dims=128)  # 8x8 latent: 128 numbers = 2 extra channels
+    model = SwapAutoencoder(config)
+    x = torch.rand(2, 3, 64, 64)
+    out = model(x, x, swaps=True, cycle=True)
+    assert out.mu.shape == (4, config.latent_channels + 2, 8, 8) and config.latent_dims == (16 + 2) * 64
+    assert out.swap_ab.shape == out.cycle_a.shape == (2, 3, 64, 64)
+    with pytest.raises(SwapfaceError, match="multiple of the latent's 64 cells"):
+        preset("tiny").replace(dense_dims=100)
+    # a model dir written before dense_dims existed has no such key: it loads as a model without one
+    save_model(tmp_path / "old", SwapAutoencoder(preset("tiny")))
+    data = json.loads((tmp_path / "old" / CONFIG_FILE).read_text())
+    del data["model"]["dense_dims"]
+    (tmp_path / "old" / CONFIG_FILE).write_text(json.dumps(data))
+    assert load_model(tmp_path / "old")[1].dense_dims == 0

@@ -24,8 +24,10 @@ def test_jobs_run_as_ray_tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             train = submit(c, "train", {"a": ea, "b": eb}, {"preset": "tiny", "steps": 10, "batch_size": 4,
                                                             "log_every": 5})
             swap = submit(c, "swap", {"model": train, "video": a})
-            assert wait_for(c, ea)["outputs"]["faces"] == 16
-            assert wait_for(c, train, timeout=900)["outputs"] == {"step": 10}
+            extracted = wait_for(c, ea)
+            assert extracted["state"] == "done" and extracted["outputs"]["faces"] == 16, extracted
+            trained = wait_for(c, train, timeout=900)
+            assert trained["state"] == "done" and trained["outputs"] == {"step": 10}, trained
             swapped = wait_for(c, swap, timeout=900)
             assert swapped["state"] == "done", swapped
             out = tmp_path / "swapped.mp4"

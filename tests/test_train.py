@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from swapface.errors import SwapfaceError
 from swapface.media.images import read_rgb
 from swapface.model import SwapAutoencoder, preset
 from swapface.modeldir import load_model, save_model
@@ -54,8 +55,11 @@ def test_loss_falls_and_outputs_are_written(faceset_a, faceset_b, tmp_path) -> N
     evaluation = records[-1]
     assert evaluation["event"] == "eval" and evaluation["step"] == 100
     for name in "ab":
-        assert 12 < evaluation[f"eval_psnr_{name}"] < 40 and 0.2 < evaluation[f"eval_ssim_{name}"] < 1
-    assert 0.1 < evaluation["eval_id_a2b"] < 1.5 and 0 <= evaluation["eval_closer_a2b"] <= 1
+        assert 12 < evaluation[f"eval_{name}2{name}_psnr"] < 40 and 0.2 < evaluation[f"eval_{name}2{name}_ssim"] < 1
+    assert 0.1 < evaluation["eval_a2b_d_target"] < 1.5 and 0 <= evaluation["eval_a2b_closer"] <= 1
+    # the same scorer as `swapface eval --model`: NME, expression and sharpness are logged too
+    assert 0 < evaluation["eval_a2b_nme"] < 1 and 0 < evaluation["eval_a2b_sharpness"] < 2
+    assert -1 <= evaluation["eval_a2b_mouth_corr"] <= 1 and evaluation["eval_a2b_dyn_nme"] > 0
     # the swap stage needs nothing but the model dir
     model, config = load_model(model_dir)
     assert (config.resolution, config.coverage) == (64, "whole")
@@ -87,6 +91,30 @@ def test_resume_continues_exactly(faceset_a, faceset_b, tmp_path) -> None:
     weights_b, state = load_checkpoint(resumed / CHECKPOINT_FILE)
     assert state["step"] == 12
     assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+
+
+@pytest.mark.slow
+def test_quality_levers_train_resume_exactly_and_are_recorded(faceset_a, faceset_b, tmp_path) -> None:
+    """Expression loss (with its landmark regressor), cycle loss, lr dropout and a dense bottleneck at once:
+    their losses are logged, a resumed run matches an uninterrupted one, config.json records every lever;
+    a late phase turns the PatchGAN on for its share of the steps."""
+    levers = dict(expression_weight=1.0, cycle_weight=0.5, lr_dropout=0.5, dense_dims=128)
+    straight, resumed, late = tmp_path / "straight", tmp_path / "resumed", tmp_path / "late"
+    train(faceset_a, faceset_b, straight, _options(steps=6, save_every=3, **levers), message=_quiet)
+    train(faceset_a, faceset_b, resumed, _options(steps=3, save_every=3, **levers), message=_quiet)
+    train(faceset_a, faceset_b, resumed, _options(steps=6, save_every=3, **levers), message=_quiet)
+    a, b = _metrics(straight), _metrics(resumed)
+    assert all(m["expression"] > 0 and m["cycle"] > 0 and m["landmarks"] > 0 for m in a)
+    for key in ("loss", "expression", "cycle", "landmarks"):
+        assert [m[key] for m in a] == [m[key] for m in b], key
+    config = json.loads((straight / "config.json").read_text())
+    assert config["model"]["dense_dims"] == 128
+    assert {k: config["training"][k] for k in ("expression_weight", "cycle_weight", "lr_dropout")} == {
+        "expression_weight": 1.0, "cycle_weight": 0.5, "lr_dropout": 0.5}
+    train(faceset_a, faceset_b, late, _options(steps=6, save_every=6, late_phase=0.5), message=_quiet)
+    assert [("gan_g" in m) for m in _metrics(late)] == [False] * 3 + [True] * 3
+    with pytest.raises(SwapfaceError, match="late-phase is a share of the run"):
+        train(faceset_a, faceset_b, tmp_path / "x", TrainOptions(preset="tiny", late_phase=0.2), message=_quiet)
 
 
 _KILL_DURING_SAVE = """

@@ -15,7 +15,7 @@ from swapface.cli.common import console, user_errors
 from swapface.cli.face_options import BackendOption, DetectorOption, checked
 from swapface.errors import SwapfaceError
 from swapface.eval.evaluate import METRICS, EvalOptions, EvalResult, evaluate
-from swapface.eval.heldout import DirectionScores, held_out_scores
+from swapface.eval.heldout import DirectionScores, headline, held_out_scores
 from swapface.eval.report import HTML_NAME, JSON_NAME, write_report
 from swapface.faces import DEFAULT_BACKEND
 from swapface.outputs import check_outputs
@@ -39,7 +39,8 @@ def eval_command(
     held_out_a: Annotated[Path | None, typer.Option(help="Faceset of identity A not used in training.")] = None,
     held_out_b: Annotated[Path | None, typer.Option(help="Faceset of identity B not used in training.")] = None,
     max_faces: Annotated[int, typer.Option(help="Held-out faces to score per identity and direction.", min=1)] = 64,
-    device: Annotated[str, typer.Option(help="Device for the model (cpu, cuda, cuda:1, ...).")] = "cpu",
+    device: Annotated[str, typer.Option(help="Device for the model: auto (cuda if present), cpu, cuda, cuda:1 "
+                                             "...")] = "auto",
     max_frames: Annotated[int | None, typer.Option(help="Score at most this many frames.", min=1)] = None,
     backend: BackendOption = DEFAULT_BACKEND,
     detector: DetectorOption = None,
@@ -96,20 +97,30 @@ def _summary(video: EvalResult | None, directions: list[DirectionScores] | None)
             table.add_column(column)
         table.add_row("closer to target", f"{video.closer_to_target:.1%}", "", "")
         table.add_row("flicker ratio (1 = as steady as source)", f"{video.flicker_ratio:.3f}", "", "")
+        table.add_row("sharpness vs source face (1 = as sharp)", f"{video.sharpness:.3f}", "", "")
+        if video.expression is not None:
+            e = video.expression
+            table.add_row("expression: mouth r / eyes r / blinks / dynamic NME",
+                          f"{e.correlation['mouth_open']:.2f} / {e.correlation['eye_left']:.2f}, "
+                          f"{e.correlation['eye_right']:.2f} / {e.blink_agreement:.2f} / {e.dynamic_nme:.3f}", "", "")
         for m in METRICS:
             s = video.summaries[m.key]
             table.add_row(f"{m.label} ({m.unit})", f"{s.mean:.3f}", f"{s.median:.3f}", f"{s.worst5:.3f}")
         console.print(table)
     if directions:
         table = Table(title="model on held-out faces")
-        for column in ("direction", "faces", "closer to target", "d(target)", "NME", "PSNR dB", "SSIM"):
+        for column in ("direction", "faces", "closer to target", "d(target)", "NME", "dynamic NME", "mouth r",
+                       "eyes r", "blinks", "sharpness", "PSNR dB", "SSIM"):
             table.add_column(column)
         for scores in directions:
             summary = scores.summaries()
+            h = headline(scores)
             quality = (f"{scores.pooled_psnr:.2f}", f"{summary['ssim'].mean:.3f}") if scores.is_reconstruction \
                 else ("", "")
             table.add_row(scores.name, str(len(scores.nme)), f"{scores.closer_to_target:.1%}",
-                          f"{summary['d_target'].mean:.3f}", f"{summary['nme'].mean:.3f}", *quality)
+                          f"{summary['d_target'].mean:.3f}", f"{summary['nme'].mean:.3f}", f"{h['dyn_nme']:.3f}",
+                          f"{h['mouth_corr']:.2f}", f"{h['eye_corr']:.2f}", f"{h['blink']:.2f}",
+                          f"{h['sharpness']:.2f}", *quality)
         console.print(table)
 
 

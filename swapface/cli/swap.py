@@ -96,7 +96,8 @@ def swap_command(
         help="Threads detecting those frames ahead of the tracker (default: cores - 1, up to 4; 0: in the "
              "tracker).", min=0)] = None,
     batch_size: Annotated[int, typer.Option(help="Faces per model call.", min=1)] = 8,
-    device: Annotated[str, typer.Option(help="Torch device for the model: cpu, cuda, cuda:1 ...")] = "cpu",
+    device: Annotated[str, typer.Option(help="Torch device for the model: auto (cuda if present), cpu, cuda, "
+                                             "cuda:1 ...")] = "auto",
     precision: Annotated[str, typer.Option(
         help="auto (bf16 on GPUs and CPUs that have it), bf16 or fp32.")] = "auto",
     workers: Annotated[int, typer.Option(

@@ -21,6 +21,9 @@ def train_command(
     preset: Annotated[str, typer.Option(help=f"Model size: {', '.join(PRESETS)}.")] = "128",
     resolution: Annotated[int | None, typer.Option(help="Face resolution in px (64-512), overriding the "
                                                         "preset's.")] = None,
+    dense_dims: Annotated[int | None, typer.Option(help="A global (dense) bottleneck of this many numbers beside the "
+                                                       "spatial latent, overriding the preset's (0: none); a "
+                                                       "multiple of the latent's cells.", min=0)] = None,
     batch_size: Annotated[int, typer.Option(help="Faces per identity per step (per process under torchrun).",
                                             min=1)] = 16,
     steps: Annotated[int | None, typer.Option(help="Train until this total step; default: until Ctrl-C.",
@@ -47,17 +50,29 @@ def train_command(
     seed: Annotated[int, typer.Option(help="Seed of weights, data order and augmentation.")] = 0,
     ema: Annotated[float, typer.Option(help="Decay of the weight average written to the model dir (0: raw "
                                             "weights).")] = 0.999,
+    expression_weight: Annotated[float, typer.Option(help="Weight of the expression loss on swaps (a landmark "
+                                                          "regressor trained alongside reads them; 0: off).",
+                                                     min=0)] = 0.0,
+    cycle_weight: Annotated[float, typer.Option(help="Weight of the cycle loss (A->B->A gives A back; 0: off).",
+                                                min=0)] = 0.0,
+    late_phase: Annotated[float, typer.Option(help="Share of the run, at its end, trained without random warp and "
+                                                   "with the PatchGAN (needs --steps or --time-limit).",
+                                              min=0, max=0.99)] = 0.0,
+    late_gan_weight: Annotated[float, typer.Option(help="PatchGAN weight in the late phase.", min=0)] = 0.1,
+    lr_dropout: Annotated[float, typer.Option(help="Share of weight updates dropped at random each step.",
+                                              min=0, max=0.99)] = 0.0,
 ) -> None:
     """Train a model that swaps A's and B's faces; rerun the same command to resume. Under
     `torchrun --nproc_per_node=N` it trains data-parallel."""
     with user_errors():
         options = TrainOptions(
-            preset=preset, resolution=resolution, batch_size=batch_size, steps=steps,
+            preset=preset, resolution=resolution, dense_dims=dense_dims, batch_size=batch_size, steps=steps,
             time_limit=None if time_limit is None else time_limit * 60, lr=lr, kl_weight=kl_weight,
             gan_weight=gan_weight, save_every=save_every, snapshot_every=snapshot_every,
             preview_every=preview_every, log_every=log_every, eval_every=eval_every, holdout=holdout,
             init_from=init_from, freeze=tuple(freeze or ()), device=device, precision=precision, compile=compile,
-            seed=seed, ema=ema)
+            seed=seed, ema=ema, expression_weight=expression_weight, cycle_weight=cycle_weight,
+            late_phase=late_phase, late_gan_weight=late_gan_weight, lr_dropout=lr_dropout)
         with Progress(TextColumn("[bold]train[/]"), BarColumn(bar_width=None), MofNCompleteColumn(),
                       TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), console=console,
                       transient=True) as bar:

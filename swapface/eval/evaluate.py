@@ -3,7 +3,9 @@
 Both streams are read in lockstep, one frame at a time. The face is found in the *source* frame and
 measured at the same place in the swapped frame, so every number compares like with like: identity
 (is it the target person now?), expression and pose (did the swap keep them?), temporal stability
-(did it add flicker?) and seams (can one see where the new face ends?). Only per-frame numbers, one
+(did it add flicker?), seams (can one see where the new face ends?), expression over the clip (does the
+face move with the source's? expression.py), sharpness (against the face it replaces, same footage, same
+crop) and light (skin colour per region against the source's). Only per-frame numbers, one
 128-D embedding per frame and a handful of thumbnails are kept, so memory does not grow with the video.
 """
 
@@ -22,14 +24,18 @@ import numpy as np
 
 from swapface.errors import InputError
 from swapface.eval.analysis import AnalysisOptions, PairAnalysis, analysed_pairs
+from swapface.eval.expression import ExpressionScores, expression_scores
 from swapface.eval.metrics import (
     Summary,
     angle_difference,
     boundary_band,
+    finite_mean,
     flicker_ratio,
     head_pose,
+    high_frequency_energy,
     identity_distance,
     landmark_nme,
+    region_light_difference,
     seam_score,
     summarise,
     temporal_change,
@@ -78,6 +84,9 @@ class FrameScores:
     change_swapped: float = math.nan
     seam_colour: float = math.nan
     seam_gradient: float = math.nan
+    sharpness: float = math.nan  # high-frequency energy of the swapped face / the source face's, same crop
+    skin_brightness: float = math.nan  # mean |L step| of forehead, cheeks, chin vs the source's skin (LAB levels)
+    skin_colour: float = math.nan  # mean (a, b) step of the same regions
 
     @property
     def flicker_excess(self) -> float:
@@ -107,6 +116,9 @@ METRICS: tuple[Metric, ...] = (
     Metric("flicker_excess", "extra frame-to-frame change", "levels"),
     Metric("seam_colour", "seam colour step", "levels"),
     Metric("seam_gradient", "seam gradient", "levels/px"),
+    Metric("sharpness", "sharpness vs source face", "ratio", higher_is_better=True),
+    Metric("skin_brightness", "skin brightness step vs source", "LAB levels"),
+    Metric("skin_colour", "skin colour step vs source", "LAB levels"),
 )
 
 
@@ -135,6 +147,9 @@ class EvalResult:
     flicker_ratio: float
     strips: list[Strip]
     seconds: float
+    expression: ExpressionScores | None = None  # over the frames with a face (None: fewer than 2)
+    sharpness: float = math.nan  # whole clip: summed energy of swapped faces / of the source faces
+    light_regions: dict[str, dict[str, float]] = field(default_factory=dict)  # region -> mean |dL|, colour step
 
     @property
     def frames_with_face(self) -> int:
@@ -266,6 +281,10 @@ class _FrameJudge:
         self.source_embeddings: list[np.ndarray] = []  # sampled source faces: the original, if not given
         self.unsampled: tuple[np.ndarray, np.ndarray] | None = None  # a source face to embed if none was
         self.thumbnails = _Thumbnails(options.strips, options.worst_strips)
+        # Landmarks of both faces in the source's aligned crop (head motion removed), for expression_scores.
+        self.aligned: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+        self.energy = [0.0, 0.0]  # summed high-frequency energy of swapped and source faces
+        self.light: dict[str, list[tuple[float, float]]] = {}
 
     def measure(self, source: Frame, swapped: Frame, analysis: PairAnalysis) -> FrameScores:
         scores = FrameScores(source.index, source.time)
@@ -299,9 +318,20 @@ class _FrameJudge:
         matrix = alignment_matrix(landmarks, self.spec)
         source_crop = crop_face(source.image, matrix, self.spec.size)
         swapped_crop = crop_face(swapped.image, matrix, self.spec.size)
-        mask = hull_mask(transform_points(landmarks, matrix), (self.spec.size, self.spec.size))
+        crop_points = transform_points(landmarks, matrix)
+        mask = hull_mask(crop_points, (self.spec.size, self.spec.size))
         seam = seam_score(swapped_crop, source_crop, mask, self.band)
         scores.seam_colour, scores.seam_gradient = seam.colour, seam.gradient
+        self.aligned[0].append(crop_points)
+        self.aligned[1].append(transform_points(swapped_landmarks, matrix))
+        energy = high_frequency_energy(swapped_crop, mask), high_frequency_energy(source_crop, mask)
+        self.energy = [self.energy[0] + energy[0], self.energy[1] + energy[1]]
+        scores.sharpness = energy[0] / energy[1] if energy[1] > 0 else math.nan
+        light = region_light_difference(swapped_crop, source_crop, crop_points)
+        for region, step in light.items():
+            self.light.setdefault(region, []).append(step)
+        scores.skin_brightness = finite_mean([abs(b) for b, _ in light.values()])
+        scores.skin_colour = finite_mean([c for _, c in light.values()])
         if self.previous is not None and self.previous.frame == source.index - 1:
             scores.change_source = temporal_change(self.previous.source, source_crop, mask)
             scores.change_swapped = temporal_change(self.previous.swapped, swapped_crop, mask)
@@ -317,6 +347,15 @@ class _FrameJudge:
         self.thumbnails.offer_worst("flicker_excess", scores.flicker_excess, source.index,
                                     make("most added flicker"))
         return scores
+
+    def clip_scores(self) -> tuple[ExpressionScores | None, float, dict[str, dict[str, float]]]:
+        """Expression over the clip, its sharpness ratio and its light per skin region."""
+        source, swapped = self.aligned
+        expression = expression_scores(np.stack(source), np.stack(swapped)) if len(source) >= 2 else None
+        sharpness = self.energy[0] / self.energy[1] if self.energy[1] > 0 else math.nan
+        light = {region: {"brightness": finite_mean([abs(v[0]) for v in values]),
+                          "colour": finite_mean([v[1] for v in values])} for region, values in self.light.items()}
+        return expression, sharpness, light
 
     def original_identity(self, backend: FaceBackend) -> np.ndarray:
         """The original person: given, or the mean of (a sample of) the source frames' own faces."""
@@ -364,6 +403,7 @@ def evaluate(source: Path, swapped: Path, target: Path, original: Path | None = 
     steady = [f for f in frames if math.isfinite(f.change_source)]
     ratio = (flicker_ratio([f.change_swapped for f in steady], [f.change_source for f in steady])
              if steady else math.nan)
+    expression, sharpness, light = judge.clip_scores()
     return EvalResult(str(source), str(swapped), str(target), None if original is None else str(original),
                       options, frames, summaries, closer, ratio, judge.thumbnails.strips(),
-                      time.monotonic() - start)
+                      time.monotonic() - start, expression, sharpness, light)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from skimage.metrics import structural_similarity
 
 from swapface.faces.align import eye_centres
 
@@ -61,6 +60,10 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     One image (HxW, HxWxC or CxHxW) or a batch (NxHxWxC or NxCxHxW, averaged per image). SSIM follows
     local structure rather than raw error, so it ranks blur and ringing the way a viewer does.
     """
+    # Imported here: everything else in this module needs only numpy and OpenCV, so a GPU machine without
+    # scikit-image can still score models (bench/gpu.sh).
+    from skimage.metrics import structural_similarity
+
     _check_pair(a, b)
     a, b = np.asarray(a), np.asarray(b)
     if a.ndim == 4:
@@ -286,6 +289,13 @@ def seam_score(swapped: np.ndarray, source: np.ndarray, mask: np.ndarray, half_w
 
 # -- summaries -----------------------------------------------------------------------------------------
 
+def finite_mean(values) -> float:
+    """Mean of the finite values; NaN (without numpy's empty-slice warning) when there are none."""
+    array = np.asarray(values, np.float64)
+    array = array[np.isfinite(array)]
+    return float(array.mean()) if array.size else float("nan")
+
+
 @dataclass(frozen=True)
 class Summary:
     """Mean, median and the mean of the worst 5% of frames (at least one frame) of a per-frame metric."""
@@ -314,3 +324,78 @@ def summarise(values: np.ndarray, higher_is_better: bool = False) -> Summary:
         ordered = ordered[::-1]
     worst = ordered[: max(1, int(np.ceil(0.05 * values.size)))]
     return Summary(float(values.mean()), float(np.median(values)), float(worst.mean()), int(values.size))
+
+
+# -- sharpness -----------------------------------------------------------------------------------------
+
+def high_frequency_energy(image: np.ndarray, mask: np.ndarray) -> float:
+    """Mean squared Laplacian of the grey image inside `mask` (H, W), in levels^2: the fine detail that
+    blur removes first (pores, lashes, teeth edges). Compare only crops of the same size and framing."""
+    grey = cv2.cvtColor(np.asarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    if image.dtype != np.uint8:
+        grey *= 255.0
+    laplacian = cv2.Laplacian(grey, cv2.CV_32F, ksize=3)
+    weight = np.asarray(mask, np.float32)
+    total = float(weight.sum())
+    return float((laplacian**2 * weight).sum() / total) if total > 0 else float("nan")
+
+
+def sharpness_ratio(images: list[np.ndarray], masks: list[np.ndarray], references: list[np.ndarray],
+                    reference_masks: list[np.ndarray]) -> float:
+    """High-frequency energy of generated faces over that of real faces, in aligned crops of the same size
+    (1.0 = as sharp as the real faces; a blurred face scores well below 1). Means over each set, so one
+    extreme face does not dominate a ratio."""
+    if not images or not references:
+        return float("nan")
+    if images[0].shape != references[0].shape:
+        raise ValueError(f"compare crops of the same size: {images[0].shape} vs {references[0].shape}")
+    made = finite_mean([high_frequency_energy(i, m) for i, m in zip(images, masks, strict=True)])
+    real = finite_mean([high_frequency_energy(i, m) for i, m in zip(references, reference_masks, strict=True)])
+    return float(made / real) if real > 0 else float("nan")
+
+
+# -- light: colour and brightness per face region ---------------------------------------------------------
+
+# Skin regions as iBUG-68 polygons (image-left cheek first). The forehead has no landmarks: it is the band
+# between the brows and the brows lifted by FOREHEAD_HEIGHT inter-ocular distances.
+SKIN_REGIONS: dict[str, tuple[int, ...]] = {
+    "cheek_left": (36, 41, 40, 31, 48, 4, 3, 2, 1),
+    "cheek_right": (45, 46, 47, 35, 54, 12, 13, 14, 15),
+    "chin": (58, 57, 56, 10, 9, 8, 7, 6),
+}
+FOREHEAD_HEIGHT = 0.3
+
+
+def skin_region_masks(landmarks: np.ndarray, shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Boolean masks of the forehead, cheeks and chin of a face (landmarks in the image's pixels)."""
+    points = np.asarray(landmarks, np.float64)
+    left, right = eye_centres(points)
+    across = right - left
+    up = np.array([across[1], -across[0]])  # perpendicular to the eye line, towards the top of the head
+    brows = points[17:27]
+    polygons = {"forehead": np.concatenate([brows, brows[::-1] + FOREHEAD_HEIGHT * up])}
+    polygons.update({name: points[list(index)] for name, index in SKIN_REGIONS.items()})
+    masks = {}
+    for name, polygon in polygons.items():
+        mask = np.zeros(shape, np.uint8)
+        cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
+        masks[name] = mask.astype(bool)
+    return masks
+
+
+def region_light_difference(swapped: np.ndarray, source: np.ndarray, landmarks: np.ndarray
+                            ) -> dict[str, tuple[float, float]]:
+    """Per skin region of the source face: (brightness step, colour step) of the swapped image against the
+    source, in CIELAB levels (8-bit OpenCV scale): L difference (signed: > 0 = the pasted face is brighter)
+    and the distance of the mean (a, b). 0 where colour matching did its job."""
+    _check_pair(swapped, source)
+    lab_swapped = cv2.cvtColor(np.asarray(swapped, np.uint8), cv2.COLOR_RGB2LAB).astype(np.float64)
+    lab_source = cv2.cvtColor(np.asarray(source, np.uint8), cv2.COLOR_RGB2LAB).astype(np.float64)
+    result = {}
+    for name, mask in skin_region_masks(landmarks, source.shape[:2]).items():
+        if not mask.any():
+            result[name] = (float("nan"), float("nan"))
+            continue
+        delta = lab_swapped[mask].mean(0) - lab_source[mask].mean(0)
+        result[name] = (float(delta[0]), float(np.hypot(delta[1], delta[2])))
+    return result

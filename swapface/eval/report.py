@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from swapface.atomic import atomic_write_text, check_folder_writable
 from swapface.errors import InputError
 from swapface.eval.evaluate import METRICS, EvalResult, Strip
-from swapface.eval.heldout import DirectionScores
+from swapface.eval.heldout import DirectionScores, headline
 from swapface.eval.metrics import SAME_PERSON_DISTANCE, Summary
 
 FORMAT = "swapface-eval"
@@ -60,6 +60,9 @@ def video_json(result: EvalResult) -> dict:
         "identity": {"closer_to_target": result.closer_to_target, "same_person_distance": SAME_PERSON_DISTANCE},
         "flicker_ratio": result.flicker_ratio,
         "summary": {m.key: _summary_dict(result.summaries[m.key], m.unit, m.higher_is_better) for m in METRICS},
+        "expression": result.expression.to_dict() if result.expression else None,
+        "sharpness": result.sharpness,
+        "light_regions": result.light_regions,
         "per_frame": per_frame,
         "seconds": result.seconds,
     }
@@ -73,6 +76,10 @@ def direction_json(scores: DirectionScores) -> dict:
         "faceset": scores.faceset, "faces": len(scores.nme), "closer_to_target": scores.closer_to_target,
         "pooled_psnr": scores.pooled_psnr,
         "summary": {k: _summary_dict(v, units[k], k in ("d_original", "psnr", "ssim")) for k, v in summaries.items()},
+        "headline": headline(scores),
+        "expression": scores.expression.to_dict() if scores.expression else None,
+        "sharpness": scores.sharpness,
+        "light": scores.light_summary(),
         "per_face": {"d_target": scores.d_target, "d_original": scores.d_original, "nme": scores.nme,
                      "psnr": scores.psnr, "ssim": scores.ssim},
     }
@@ -179,6 +186,10 @@ def _video_html(result: EvalResult) -> str:
 <tr><td>frames</td><td>{len(result.frames)} ({result.frames_with_face} with a face)</td></tr>
 <tr><td>closer to target than to original</td><td><b>{result.closer_to_target:.1%}</b> of frames with a face</td></tr>
 <tr><td>flicker ratio</td><td><b>{_number(result.flicker_ratio)}</b> (1.0 = as steady as the source)</td></tr>
+{_expression_rows(result)}
+<tr><td>sharpness</td><td><b>{_number(result.sharpness, 2)}</b> (high-frequency energy of the swapped face against
+the source face it replaces, same crop; 1.0 = as sharp)</td></tr>
+<tr><td>skin light vs source</td><td>{_light_text(result.light_regions)}</td></tr>
 <tr><td>time</td><td>{result.seconds:.1f} s</td></tr>
 </table>
 {_summary_table(result)}
@@ -188,6 +199,21 @@ def _video_html(result: EvalResult) -> str:
 <h3>Seams</h3>{_img(seam_plot, "seam scores per frame")}
 <h3>Frames</h3><p class="note">Aligned face crops, each row: {html.escape(columns)}.</p>{strips}
 """
+
+
+def _expression_rows(result: EvalResult) -> str:
+    e = result.expression
+    if e is None:
+        return ""
+    r = " ".join(f"{name} {_number(value, 2)}" for name, value in e.correlation.items())
+    return (f"<tr><td>expression follows the source</td><td>Pearson r: {r}; blinks carried "
+            f"{_number(e.blink_agreement, 2)}; dynamic NME <b>{_number(e.dynamic_nme)}</b> "
+            f"(0 = moves exactly like the source)</td></tr>")
+
+
+def _light_text(regions: dict[str, dict[str, float]]) -> str:
+    return "; ".join(f"{name}: brightness {_number(v['brightness'], 1)}, colour {_number(v['colour'], 1)}"
+                     for name, v in regions.items()) + " (LAB levels)"
 
 
 def _held_out_html(scores: list[DirectionScores]) -> str:
@@ -217,15 +243,30 @@ def _held_out_html(scores: list[DirectionScores]) -> str:
                     f"{psnr_cells}</tr>")
         pairs = "".join(f"<td>{_img(_png(a), 'held-out face')}{_img(_png(b), s.name)}</td>" for a, b in s.examples)
         examples.append(f"<p>{s.name}: held-out face | output</p><table><tr>{pairs}</tr></table>")
+    quality_rows = []
+    for s in scores:
+        h = headline(s)
+        cells = "".join(f"<td>{_number(h[key], digits)}</td>" for key, digits in HEADLINE_CELLS)
+        quality_rows.append(f"<tr><td>{s.name}</td>{cells}</tr>")
     return f"""
 <h2>Model on held-out faces</h2>
 <table><tr><th>direction</th><th>faceset</th><th>faces</th><th>closer to target</th><th>d(target) mean</th>
 <th>d(other) mean</th><th>NME mean</th><th>NME worst 5%</th><th>PSNR pooled (dB)</th><th>PSNR worst 5%</th>
 <th>SSIM mean</th><th>SSIM worst 5%</th></tr>{''.join(rows)}</table>
+<p class="note">Expression moving with the input (Pearson r of mouth opening, eye opening and brow height
+over the held-out faces in clip order; blinks: frames with closed eyes in both / in either; dynamic NME:
+inner landmarks minus their own mean, input against output), sharpness (high-frequency energy against real
+faces of the person shown, 1.0 = as sharp) and light (mean |brightness| and colour step against the input
+over forehead, cheeks and chin, LAB levels).</p>
+<table><tr><th>direction</th><th>dynamic NME</th><th>mouth r</th><th>eyes r</th><th>brows r</th><th>blinks</th>
+<th>sharpness</th><th>brightness step</th><th>colour step</th></tr>{''.join(quality_rows)}</table>
 {_img(plot, "identity distance and NME per direction")}
 {''.join(examples)}
 """
 
+
+HEADLINE_CELLS = (("dyn_nme", 3), ("mouth_corr", 2), ("eye_corr", 2), ("brow_corr", 2), ("blink", 2),
+                  ("sharpness", 2), ("light_brightness", 1), ("light_colour", 1))
 
 STYLE = """
 body { font-family: sans-serif; margin: 24px; color: #222; max-width: 1150px; }

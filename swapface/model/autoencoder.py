@@ -68,9 +68,17 @@ class Encoder(nn.Module):
         layers += [ResBlock(widths[-1]), nn.LeakyReLU(_SLOPE)]
         self.body = nn.Sequential(*layers)
         self.head = nn.Conv2d(widths[-1], 2 * config.latent_channels, 1)
+        self.side, self.dense_dims = config.latent_side, config.dense_dims
+        self.dense = nn.Linear(widths[-1] * config.latent_side**2, 2 * config.dense_dims) if config.dense_dims else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.head(self.body(x * 2 - 1)).chunk(2, dim=1)
+        features = self.body(x * 2 - 1)
+        mu, logvar = self.head(features).chunk(2, dim=1)
+        if self.dense is not None:  # the global code, packed as extra channels after the spatial ones
+            dense_mu, dense_logvar = self.dense(features.flatten(1)).chunk(2, dim=1)
+            shape = (len(x), -1, self.side, self.side)
+            mu = torch.cat([mu, dense_mu.reshape(shape)], 1)
+            logvar = torch.cat([logvar, dense_logvar.reshape(shape)], 1)
         return mu, logvar.clamp(-20.0, 10.0)
 
 
@@ -80,7 +88,12 @@ class Decoder(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         widths = config.widths[::-1]
-        layers: list[nn.Module] = [nn.Conv2d(config.latent_channels, widths[0], 3, padding=1), _act()]
+        self.spatial, self.side = config.latent_channels, config.latent_side
+        self.map_channels = widths[0] // 4 if config.dense_dims else 0  # the dense code, spread over the cells
+        self.dense = (nn.Linear(config.dense_dims, self.map_channels * config.latent_side**2)
+                      if config.dense_dims else None)
+        layers: list[nn.Module] = [nn.Conv2d(config.latent_channels + self.map_channels, widths[0], 3, padding=1),
+                                   _act()]
         for i, width in enumerate(widths):
             layers += [ResBlock(width) for _ in range(config.decoder_blocks)]
             if i + 1 < len(widths):
@@ -95,6 +108,10 @@ class Decoder(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.dense is not None:
+            spatial, code = z[:, :self.spatial], z[:, self.spatial:].flatten(1)
+            code_map = F.leaky_relu(self.dense(code), _SLOPE).view(len(z), self.map_channels, self.side, self.side)
+            z = torch.cat([spatial, code_map], 1)
         out = torch.sigmoid(self.body(z).float())
         return out[:, :3], out[:, 3:]
 
@@ -108,6 +125,10 @@ class TrainOutputs(NamedTuple):
     mask_b: torch.Tensor
     mu: torch.Tensor  # of A's and B's batches concatenated
     logvar: torch.Tensor
+    swap_ab: torch.Tensor | None = None  # A's batch drawn by decoder B (from the latent mean), if asked for
+    swap_ba: torch.Tensor | None = None
+    cycle_a: torch.Tensor | None = None  # swap_ab encoded again and drawn by decoder A: should give A back
+    cycle_b: torch.Tensor | None = None
 
 
 class SwapAutoencoder(nn.Module):
@@ -137,13 +158,23 @@ class SwapAutoencoder(nn.Module):
         mu, _ = self.encode(x)
         return self.decode(mu, to)
 
-    def forward(self, x_a: torch.Tensor, x_b: torch.Tensor) -> TrainOutputs:
+    def forward(self, x_a: torch.Tensor, x_b: torch.Tensor, swaps: bool = False, cycle: bool = False) -> TrainOutputs:
         """Training pass: one encoder call for both batches (bigger, faster kernels), a sampled
         latent (reparameterisation), then each half through its own decoder. Every parameter takes
-        part, as DistributedDataParallel requires."""
+        part, as DistributedDataParallel requires. `swaps` also draws each batch as the other identity
+        (for losses on swaps), `cycle` also encodes those swaps again and draws them back; both inside
+        forward, so DistributedDataParallel sees every use of every parameter."""
         mu, logvar = self.encode(torch.cat([x_a, x_b]))
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
         z_a, z_b = z.split([len(x_a), len(x_b)])
         rgb_a, mask_a = self.decode(z_a, "a")
         rgb_b, mask_b = self.decode(z_b, "b")
-        return TrainOutputs(rgb_a, mask_a, rgb_b, mask_b, mu, logvar)
+        out = TrainOutputs(rgb_a, mask_a, rgb_b, mask_b, mu, logvar)
+        if swaps or cycle:
+            mu_a, mu_b = mu.split([len(x_a), len(x_b)])
+            swap_ab, swap_ba = self.decode(mu_a, "b")[0], self.decode(mu_b, "a")[0]
+            out = out._replace(swap_ab=swap_ab, swap_ba=swap_ba)
+            if cycle:
+                back_a, back_b = self.encode(torch.cat([swap_ab, swap_ba]))[0].split([len(x_a), len(x_b)])
+                out = out._replace(cycle_a=self.decode(back_a, "a")[0], cycle_b=self.decode(back_b, "b")[0])
+        return out

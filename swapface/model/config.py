@@ -31,6 +31,11 @@ class ModelConfig:
     stem_stride: int = 2
     encoder_blocks: int = 1  # residual blocks per encoder level
     decoder_blocks: int = 2  # residual blocks per decoder level
+    # A global bottleneck beside the spatial latent (the classic dense layer, DeepFaceLab's "inter"): the
+    # encoder's last features pass a dense layer of this many numbers too (0: none). It carries what is
+    # about the whole face, so the spatial latent can be small. Must be a multiple of latent_side**2 (it is
+    # packed as extra latent channels, so the latent stays one tensor).
+    dense_dims: int = 0
 
     def __post_init__(self) -> None:
         if self.coverage not in COVERAGES:
@@ -46,6 +51,9 @@ class ModelConfig:
                                 "latent smaller than 4x4")
         if min(self.base_width, self.max_width, self.latent_channels) < 1:
             raise SwapfaceError("widths and latent_channels must be positive")
+        cells = (self.resolution // self.latent_stride) ** 2
+        if self.dense_dims < 0 or self.dense_dims % cells:
+            raise SwapfaceError(f"dense_dims must be a multiple of the latent's {cells} cells, got {self.dense_dims}")
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -64,8 +72,13 @@ class ModelConfig:
         return self.resolution // self.latent_stride
 
     @property
+    def dense_channels(self) -> int:
+        """Latent channels that hold the dense code (dense_dims packed into the latent's cells)."""
+        return self.dense_dims // self.latent_side**2
+
+    @property
     def latent_dims(self) -> int:
-        return self.latent_channels * self.latent_side**2
+        return (self.latent_channels + self.dense_channels) * self.latent_side**2
 
     def replace(self, **changes: object) -> ModelConfig:
         return dataclasses.replace(self, **changes)

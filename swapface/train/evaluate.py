@@ -1,12 +1,14 @@
-"""Held-out evaluation during training, with the same metrics `swapface eval` reports: reconstruction
-PSNR/SSIM of A->A and B->B, and how much A->B outputs look like B (dlib identity distance)."""
+"""Held-out evaluation during training, by the very scorer `swapface eval --model` uses
+(eval/heldout.py: same landmark fits on enlarged crops, same identity, NME, expression, sharpness and
+light numbers), on a fixed sample of held-out faces. Logged as `eval_<from>2<to>_<number>`, e.g.
+`eval_a2b_mouth_corr` or `eval_a2a_psnr`."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from swapface.eval.metrics import identity_distance, psnr, ssim
+from swapface.eval.heldout import HeldOutFaces, headline, score_direction
 from swapface.faces import make_backend
 from swapface.model import SwapAutoencoder
 from swapface.train.data import FaceTensors
@@ -14,45 +16,33 @@ from swapface.train.data import FaceTensors
 MAX_EVAL_FACES = 16  # per identity: dlib's descriptor costs ~90 ms a face on a CPU core
 
 
-def _pick(faces: FaceTensors) -> FaceTensors:
+def _held_out(identity: str, faces: FaceTensors, mean_embedding: np.ndarray) -> HeldOutFaces:
+    """Up to MAX_EVAL_FACES faces, evenly spaced (in clip order, so expression scores see motion)."""
     count = min(MAX_EVAL_FACES, len(faces))
-    return faces.select(torch.linspace(0, len(faces) - 1, count).round().long())
-
-
-def _to_uint8(images: torch.Tensor) -> np.ndarray:
-    return (images.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    picked = faces.select(torch.linspace(0, len(faces) - 1, count).round().long())
+    crops = picked.images.permute(0, 2, 3, 1).cpu().numpy()
+    return HeldOutFaces(identity, "held-out slice", np.ascontiguousarray(crops), picked.landmarks, mean_embedding)
 
 
 class HeldOutEvaluator:
     """Scores a model on fixed held-out faces of A and B; the face backend is loaded once."""
 
     def __init__(self, heldout_a: FaceTensors, heldout_b: FaceTensors, mean_a: np.ndarray, mean_b: np.ndarray) -> None:
-        self.faces = {"a": _pick(heldout_a), "b": _pick(heldout_b)}
-        self.means = {"a": mean_a, "b": mean_b}
+        self.faces = {"a": _held_out("a", heldout_a, mean_a), "b": _held_out("b", heldout_b, mean_b)}
+        self.references = {"a": mean_a, "b": mean_b}
         self.backend = make_backend()  # for embed only (dlib's ResNet in every backend)
 
     @torch.no_grad()
     def __call__(self, model: SwapAutoencoder, autocast: torch.autocast, device: torch.device) -> dict[str, float]:
         was_training = model.training
         model.eval()
-        scores: dict[str, float] = {}
+        numbers: dict[str, float] = {}
         try:
-            for name, other in (("a", "b"), ("b", "a")):
-                faces = self.faces[name]
-                source = faces.images.to(device).float() / 255
-                with autocast:
-                    rebuilt = _to_uint8(model.swap(source, name)[0])
-                    swapped = _to_uint8(model.swap(source, other)[0])
-                real = faces.images.permute(0, 2, 3, 1).numpy()
-                scores[f"eval_psnr_{name}"] = psnr(rebuilt, real)
-                scores[f"eval_ssim_{name}"] = ssim(rebuilt, real)
-                embeddings = np.stack([self.backend.embed(image, points)
-                                       for image, points in zip(swapped, faces.landmarks, strict=True)])
-                to_target = identity_distance(embeddings, self.means[other])
-                to_source = identity_distance(embeddings, self.means[name])
-                scores[f"eval_id_{name}2{other}"] = float(np.mean(to_target))
-                scores[f"eval_id_{name}2{other}_to_source"] = float(np.mean(to_source))
-                scores[f"eval_closer_{name}2{other}"] = float(np.mean(to_target < to_source))
+            for source, faces in self.faces.items():
+                for to in self.faces:
+                    scores = score_direction(model, faces, to, self.references, self.backend, device=str(device),
+                                             real_faces=self.faces[to], autocast=autocast)
+                    numbers.update({f"eval_{source}2{to}_{key}": value for key, value in headline(scores).items()})
         finally:
             model.train(was_training)
-        return scores
+        return numbers

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import math
 import shutil
@@ -25,11 +26,13 @@ from torch.nn.parallel import DistributedDataParallel
 
 from swapface.atomic import atomic_write_text, check_folder_writable
 from swapface.errors import InputError, SwapfaceError
+from swapface.eval.expression import expression_signals
 from swapface.faceset import Faceset
 from swapface.faceset.store import shared_backend
 from swapface.media.images import write_rgb
 from swapface.model import SwapAutoencoder, preset
 from swapface.model.discriminator import PatchDiscriminator
+from swapface.model.landmarks import LandmarkRegressor
 from swapface.modeldir import WEIGHTS_FILE, load_weights, read_config, save_model, save_weights, write_config
 from swapface.outputs import check_outputs
 from swapface.train import distributed
@@ -48,8 +51,10 @@ from swapface.train.data import FaceTensors, ShardSampler, load_faces, split_hol
 from swapface.train.evaluate import HeldOutEvaluator
 from swapface.train.losses import (
     discriminator_gan_loss,
+    expression_loss,
     generator_gan_loss,
     kl_divergence,
+    landmark_loss,
     reconstruction_losses,
 )
 from swapface.train.preview import preview_grid
@@ -59,12 +64,14 @@ PREVIEW_DIR = "previews"
 FREEZABLE = ("encoder",)
 PREVIEW_FACES = 4
 MIN_LR_SCALE = 1 / 1024
+REGRESSOR_LR = 1e-3
 
 
 @dataclass
 class TrainOptions:
     preset: str = "128"
     resolution: int | None = None  # None: the preset's
+    dense_dims: int | None = None  # None: the preset's (a global bottleneck beside the spatial latent; 0: none)
     batch_size: int = 16  # faces per identity per rank
     steps: int | None = None  # total steps; None: until interrupted
     time_limit: float | None = None  # seconds this run may train before it saves and returns
@@ -87,6 +94,12 @@ class TrainOptions:
     seed: int = 0
     ema: float = 0.999  # decay of the weights' moving average that swap uses (0: use the raw weights)
     augment: AugmentOptions = field(default_factory=AugmentOptions)
+    # Quality levers (docs/benchmarks.md measures each one):
+    expression_weight: float = 0.0  # swaps' expression vs their source's, by a landmark regressor trained alongside
+    cycle_weight: float = 0.0  # A->B->A should give A back (L1 on the face)
+    late_phase: float = 0.0  # share of the run, at its end, without random warp and with the PatchGAN
+    late_gan_weight: float = 0.1  # PatchGAN weight during the late phase
+    lr_dropout: float = 0.0  # share of the weights' updates dropped at random each step (DeepFaceLab's lr_dropout)
 
 
 @dataclass
@@ -122,6 +135,12 @@ def _check_options(options: TrainOptions) -> None:
         raise SwapfaceError("ema must be in [0, 1)")
     if options.time_limit is not None and options.time_limit <= 0:
         raise SwapfaceError("time limit must be positive")
+    if not 0 <= options.late_phase < 1 or not 0 <= options.lr_dropout < 1:
+        raise SwapfaceError("late phase and lr dropout are shares: give them in [0, 1)")
+    if options.late_phase and options.steps is None and options.time_limit is None:
+        raise SwapfaceError("--late-phase is a share of the run: give --steps or --time-limit too")
+    if min(options.expression_weight, options.cycle_weight, options.late_gan_weight) < 0:
+        raise SwapfaceError("loss weights must not be negative")
     if options.eval_every and not options.holdout:
         raise SwapfaceError("--eval-every needs held-out faces: give --holdout too (e.g. 0.1)")
 
@@ -180,6 +199,8 @@ class Trainer:
                                                  f"{options.resolution} px")
         else:
             config = preset(options.preset, options.resolution, coverage)
+            if options.dense_dims is not None:
+                config = config.replace(dense_dims=options.dense_dims)
         if config.coverage != coverage:
             raise InputError(self.model_dir, f"model was trained on '{config.coverage}' crops, the facesets "
                                              f"hold '{coverage}' crops")
@@ -216,12 +237,24 @@ class Trainer:
         fused = device.type == "cuda"  # one kernel for all parameters instead of several per tensor
         self.optimizer = torch.optim.AdamW(trainable, lr=options.lr, betas=(0.9, 0.99), weight_decay=0.0, fused=fused)
         self.discriminator = self.disc_optimizer = None
-        if options.gan_weight > 0:
+        if options.gan_weight > 0 or options.late_phase > 0:
             self.discriminator = PatchDiscriminator().to(device)
             self.disc_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=options.lr,
                                                     betas=(0.5, 0.99), weight_decay=0.0, fused=fused)
+        self.regressor = self.regressor_optimizer = None
+        if options.expression_weight > 0:  # the expression loss's judge, trained on the real crops alongside
+            self.regressor = LandmarkRegressor().to(device)
+            self.regressor_optimizer = torch.optim.AdamW(self.regressor.parameters(), lr=REGRESSOR_LR,
+                                                         weight_decay=0.0, fused=fused)
+            resolution = config.resolution
+            self.landmarks = {name: torch.from_numpy(faces.landmarks / resolution).float().to(device)
+                              for name, faces in self.faces.items()}
+            self.expression_means = {name: expression_signals(points).mean(0)
+                                     for name, points in self.landmarks.items()}
         self.precision = options.precision or ("bf16" if device.type == "cuda" else "fp32")
         self.step, self.lr_scale = 0, 1.0
+        self.run_start = time.perf_counter()
+        self.late_augment = dataclasses.replace(options.augment, warp=0.0)
 
         # -- fixed preview faces (evenly spaced through each faceset; a faceset with fewer faces than
         # columns repeats its own, so both identities fill the same grid)
@@ -265,10 +298,20 @@ class Trainer:
     def batch(self, name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """An augmented batch: (warped input, target, target mask, target weights)."""
         images, masks, weights = self.faces[name].batch(self.samplers[name].next(self.options.batch_size))
-        out = augment(images, masks, weights, self.options.augment, self.augment_generator)
+        options = self.late_augment if self.in_late_phase() else self.options.augment
+        out = augment(images, masks, weights, options, self.augment_generator)
         if self.device.type == "cuda":
             out = tuple(t.contiguous(memory_format=torch.channels_last) for t in out)
         return out
+
+    def in_late_phase(self) -> bool:
+        """In the last `late_phase` share of the run (of its steps, else of this run's time limit)."""
+        o = self.options
+        if not o.late_phase:
+            return False
+        if o.steps is not None:
+            return self.step >= (1 - o.late_phase) * o.steps
+        return time.perf_counter() - self.run_start >= (1 - o.late_phase) * o.time_limit
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """One optimizer step on a batch of each identity; returns the loss terms (device tensors)."""
@@ -276,24 +319,34 @@ class Trainer:
         input_a, target_a, mask_a, weight_a = self.batch("a")
         input_b, target_b, mask_b, weight_b = self.batch("b")
         with self.autocast():
-            out = self.forward(input_a, input_b)
+            out = self.forward(input_a, input_b, swaps=self.regressor is not None, cycle=o.cycle_weight > 0)
         rec_a = self.losses(out.rgb_a, out.mask_a, target_a, mask_a, weight_a)
         rec_b = self.losses(out.rgb_b, out.mask_b, target_b, mask_b, weight_b)
         terms = {key: (rec_a[key] + rec_b[key]) / 2 for key in rec_a}
         terms["kl"] = kl_divergence(out.mu, out.logvar)
         loss = terms["l1"] + o.ssim_weight * terms["ssim"] + o.mask_weight * terms["mask"] + o.kl_weight * terms["kl"]
+        if o.cycle_weight > 0:
+            terms["cycle"] = (self.losses(out.cycle_a, out.mask_a, target_a, mask_a, weight_a)["l1"]
+                              + self.losses(out.cycle_b, out.mask_b, target_b, mask_b, weight_b)["l1"]) / 2
+            loss = loss + o.cycle_weight * terms["cycle"]
+        if self.regressor is not None:
+            terms["expression"] = self._expression_loss(out, target_a, target_b)
+            loss = loss + o.expression_weight * terms["expression"]
         fakes = torch.cat([out.rgb_a, out.rgb_b])
-        if self.discriminator is not None:
+        gan_weight = max(o.gan_weight, o.late_gan_weight) if self.in_late_phase() else o.gan_weight
+        if self.discriminator is not None and gan_weight > 0:
             self.discriminator.requires_grad_(False)
             with self.autocast():
                 terms["gan_g"] = generator_gan_loss(self.discriminator(fakes))
             self.discriminator.requires_grad_(True)
-            loss = loss + o.gan_weight * terms["gan_g"]
+            loss = loss + gan_weight * terms["gan_g"]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        self.optimizer.step()
+        self._optimizer_step()
         self._update_ema()
-        if self.discriminator is not None:
+        if self.regressor is not None:
+            terms["landmarks"] = self._train_regressor()
+        if self.discriminator is not None and gan_weight > 0:
             with self.autocast():
                 real = self.discriminator(torch.cat([target_a, target_b]))
                 fake = self.discriminator(fakes.detach())
@@ -305,6 +358,51 @@ class Trainer:
             self.disc_optimizer.step()
         terms["loss"] = loss
         return {key: value.detach() for key, value in terms.items()}
+
+    def _optimizer_step(self) -> None:
+        """AdamW's step; with lr dropout, each weight keeps its old value with probability `lr_dropout`
+        (DeepFaceLab's trick for the fine detail late in training: noisier, smaller steps)."""
+        if not self.options.lr_dropout:
+            self.optimizer.step()
+            return
+        params = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        before = [p.detach().clone() for p in params]
+        self.optimizer.step()
+        with torch.no_grad():
+            for p, old in zip(params, before, strict=True):
+                keep = torch.rand(p.shape, device=p.device) < self.options.lr_dropout
+                p.copy_(torch.where(keep, old, p))
+
+    def _expression_loss(self, out, target_a: torch.Tensor, target_b: torch.Tensor) -> torch.Tensor:
+        """Expression of each swap against its source, both read by the landmark regressor."""
+        self.regressor.requires_grad_(False)
+        with self.autocast():
+            swapped = self.regressor(torch.cat([out.swap_ab, out.swap_ba]).float())
+            with torch.no_grad():
+                sources = self.regressor(torch.cat([target_a, target_b]))
+        self.regressor.requires_grad_(True)
+        n = len(target_a)
+        means = self.expression_means
+        return (expression_loss(swapped[:n], sources[:n], means["a"], means["b"])
+                + expression_loss(swapped[n:], sources[n:], means["b"], means["a"])) / 2
+
+    def _train_regressor(self) -> torch.Tensor:
+        """One step of the landmark regressor on clean crops of both identities and their landmarks."""
+        images, points = [], []
+        for name, faces in self.faces.items():
+            index = torch.randint(len(faces), (self.options.batch_size,), device=self.device,
+                                  generator=self.augment_generator)
+            images.append(faces.images[index].float() / 255)
+            points.append(self.landmarks[name][index])
+        with self.autocast():
+            predicted = self.regressor(torch.cat(images))
+        loss = landmark_loss(predicted, torch.cat(points))
+        self.regressor_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for p in self.regressor.parameters():  # a plain module, so average its gradients by hand
+            p.grad = distributed.mean_across_ranks(p.grad, self.dist)
+        self.regressor_optimizer.step()
+        return loss.detach()
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -323,6 +421,7 @@ class Trainer:
         self.model.train()
         window: dict[str, torch.Tensor] = {}
         window_steps, window_start = 0, time.perf_counter()
+        self.run_start = window_start
         deadline = math.inf if o.time_limit is None else window_start + o.time_limit
         metrics: dict[str, float] = {}
         while o.steps is None or self.step < o.steps:
@@ -412,6 +511,11 @@ class Trainer:
                 disc_optim, disc_groups = optimizer_tensors(self.disc_optimizer)
                 tensors.update(flatten("disc_optim", disc_optim))
                 state["disc_optim_groups"] = disc_groups
+            if self.regressor is not None:
+                tensors.update(flatten("landmarks", self.regressor.state_dict()))
+                regressor_optim, regressor_groups = optimizer_tensors(self.regressor_optimizer)
+                tensors.update(flatten("landmarks_optim", regressor_optim))
+                state["landmarks_optim_groups"] = regressor_groups
             for rank, rng in enumerate(ranks):
                 tensors.update(flatten(f"rng{rank}", rng))
             save_checkpoint(self.model_dir / CHECKPOINT_FILE, tensors, state)
@@ -436,9 +540,15 @@ class Trainer:
                     raise ValueError("checkpoint has no discriminator")
                 self.discriminator.load_state_dict(unflatten("disc", tensors))
                 load_optimizer(self.disc_optimizer, unflatten("disc_optim", tensors), state["disc_optim_groups"])
+            if self.regressor is not None:
+                if "landmarks_optim_groups" not in state:
+                    raise ValueError("checkpoint has no landmark regressor")
+                self.regressor.load_state_dict(unflatten("landmarks", tensors))
+                load_optimizer(self.regressor_optimizer, unflatten("landmarks_optim", tensors),
+                               state["landmarks_optim_groups"])
         except (ValueError, KeyError, RuntimeError) as exc:
-            raise InputError(path, f"cannot resume with these options ({exc}); use the --freeze and "
-                                   "--gan-weight of the original run") from None
+            raise InputError(path, f"cannot resume with these options ({exc}); use the --freeze, --gan-weight, "
+                                   "--late-phase and --expression-weight of the original run") from None
         self.step, self.lr_scale = int(state["step"]), float(state["lr_scale"])
         self._apply_lr()
         same_faces = state["faces"] == [len(self.faces["a"]), len(self.faces["b"])]
@@ -486,6 +596,8 @@ class Trainer:
         return {"faceset_a": str(self.faceset_paths[0]), "faceset_b": str(self.faceset_paths[1]),
                 "step": self.step, "batch_size": o.batch_size, "world_size": self.dist.world_size, "lr": o.lr,
                 "kl_weight": o.kl_weight, "gan_weight": o.gan_weight, "ema": o.ema, "precision": self.precision,
+                "expression_weight": o.expression_weight, "cycle_weight": o.cycle_weight,
+                "late_phase": o.late_phase, "late_gan_weight": o.late_gan_weight, "lr_dropout": o.lr_dropout,
                 "augment": asdict(o.augment), "faces": self.face_backend}
 
     # -- logs and previews (rank 0) ---------------------------------------------------------------

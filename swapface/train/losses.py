@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from swapface.eval.expression import expression_signals
+
 BACKGROUND_WEIGHT = 0.1  # outside the face hull the crop still counts, a little, so edges blend
 
 
@@ -64,3 +66,21 @@ def generator_gan_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 def discriminator_gan_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """Hinge loss."""
     return F.relu(1 - real_logits.float()).mean() + F.relu(1 + fake_logits.float()).mean()
+
+
+def expression_loss(swap_points: torch.Tensor, source_points: torch.Tensor, source_mean: torch.Tensor,
+                    target_mean: torch.Tensor) -> torch.Tensor:
+    """How far a swap's expression is from its source's, apart from face shape.
+
+    Points (B,68,2) (any unit: the signals are ratios); means (6,) are each identity's mean expression
+    signals. The swap should differ from the target's usual face as the source differs from the
+    source's: a mouth opened 0.1 inter-ocular distances wider than A's average opens B's mouth 0.1 wider
+    than B's average. So a constant difference in shape between the two people costs nothing."""
+    swap = expression_signals(swap_points.float()) - target_mean
+    source = expression_signals(source_points.float()) - source_mean
+    return (swap - source).abs().mean()
+
+
+def landmark_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 between predicted and true landmarks (both in crop fractions)."""
+    return (predicted.float() - target).abs().mean()

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The GPU benchmarks in one command, for a single H100/H200 machine that has torch, numpy and OpenCV, no
+# network and none of our other dependencies. CARRY is the folder bench/gpu_carry.py builds (<= 64 MiB:
+# wheels and pre-extracted 128 px facesets); OUT (default ./gpu-out) receives the logs and the held-out
+# outputs. Two runs of at most 10 minutes each:
+#
+#   bench/gpu.sh CARRY 1 [OUT]   # training benchmark (ours vs the classic, 128/256 px, bf16) + swap model stage
+#   bench/gpu.sh CARRY 2 [OUT]   # the quality protocol: 128 preset at 128 px, batch 64, 8.5 minutes of training
+#
+# dlib (and its 95 MiB landmark model) does not travel, so run 2 saves the model's held-out outputs and
+# prints what needs no face analysis (steps, PSNR, sharpness); score the rest back home, by the same scorer:
+#   python bench/quality.py --score-outputs OUT/heldout.npz --facesets-from CARRY/facesets --max-faces 256
+set -euo pipefail
+CARRY=$(cd "${1:?usage: bench/gpu.sh CARRY 1|2 [OUT]}" && pwd)
+PART=${2:?usage: bench/gpu.sh CARRY 1|2 [OUT]}
+OUT=${3:-gpu-out}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+PY=${PYTHON:-python3}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+MINUTES=${QUALITY_MINUTES:-8.5}
+MAX_FACES=${MAX_FACES:-256}
+DEVICE=${DEVICE:-cuda}  # dry run anywhere: DEVICE=cpu BATCH=2 MAX_FACES=8 QUALITY_ARGS="--steps 1"
+BATCH=${BATCH:-64}
+
+# Wheels are zip files: unpacked onto PYTHONPATH they work without pip or a venv (all are pure or abi3).
+DEPS=$(mktemp -d)
+for wheel in "$CARRY"/wheels/*.whl; do "$PY" -m zipfile -e "$wheel" "$DEPS"; done
+export PYTHONPATH="$DEPS:$REPO:$REPO/bench${PYTHONPATH:+:$PYTHONPATH}"
+cd "$REPO"
+if [ "$DEVICE" = cuda ]; then
+    "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA'; print(torch.__version__, torch.cuda.get_device_name())"
+fi
+
+F="$CARRY/facesets"
+case "$PART" in
+1)
+    "$PY" bench/train.py --device "$DEVICE" --precision bf16 --batch-size "$BATCH" --steps 30 --warmup 5 \
+        --resolutions 128,256 --facesets "$F/a-train" "$F/b-train" 2>&1 | tee "$OUT/train.log"
+    "$PY" bench/gpu_model_speed.py --device "$DEVICE" 2>&1 | tee "$OUT/swap_model.log"
+    ;;
+2)
+    "$PY" bench/quality.py --device "$DEVICE" --precision bf16 --preset 128 --batch-size "$BATCH" --minutes "$MINUTES" \
+        --facesets-from "$F" --work /tmp/swapface-gpu --model-dir /tmp/swapface-gpu/model --fresh --max-faces "$MAX_FACES" \
+        --outputs-to "$OUT/heldout.npz" ${QUALITY_ARGS:-} 2>&1 | tee "$OUT/quality.log"
+    ;;
+*)
+    echo "part must be 1 or 2" >&2
+    exit 2
+    ;;
+esac
