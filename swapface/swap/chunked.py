@@ -133,7 +133,9 @@ def _run_ray(tasks: list[PieceTask], address: str, done: Callable[[PieceResult],
     except ImportError:
         raise SwapfaceError("--ray needs Ray: pip install 'swapface[cluster]'") from None
     ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-    gpus = 1 if tasks and tasks[0].options.device.startswith("cuda") else 0
+    device = tasks[0].options.device if tasks else "cpu"
+    wants_gpu = device.startswith("cuda") or (device == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
+    gpus = 1 if wants_gpu else 0
     remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=3, retry_exceptions=False)(swap_piece)
     pending = [remote.remote(task) for task in tasks]
     while pending:

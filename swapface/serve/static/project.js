@@ -223,7 +223,7 @@ function renderTraining() {
 }
 
 const SERIES = [["loss", "#0b57d0"], ["l1", "#0d652d"], ["ssim", "#a50e0e"], ["mask", "#7627bb"]];
-const EVAL_SERIES = [["eval_psnr_a", "#0b57d0"], ["eval_psnr_b", "#a50e0e"]];
+const EVAL_SERIES = [["eval_a2a_psnr", "#0b57d0"], ["eval_b2b_psnr", "#a50e0e"]];
 let evalChart = null;
 function lineChart(canvas, series, yType) {
   return new Chart(canvas, {
