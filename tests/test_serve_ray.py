@@ -25,7 +25,7 @@ def test_jobs_run_as_ray_tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
                                                             "log_every": 5})
             swap = submit(c, "swap", {"model": train, "video": a})
             extracted = wait_for(c, ea)
-            assert extracted["state"] == "done" and extracted["outputs"]["faces"] == 16, extracted
+            assert extracted["state"] == "done" and extracted["outputs"]["faces"] == 16, extracted["error"]
             trained = wait_for(c, train, timeout=900)
             assert trained["state"] == "done" and trained["outputs"] == {"step": 10}, trained
             swapped = wait_for(c, swap, timeout=900)

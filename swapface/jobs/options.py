@@ -10,13 +10,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from swapface.faces import DEFAULT_BACKEND, check_backend
 from swapface.media.codecs import CODEC_CHOICES
 from swapface.model.config import COVERAGES, PRESETS
 from swapface.swap.blend import BLEND_MODES
 from swapface.swap.color import COLOR_MODES
 from swapface.swap.masks import MASK_MODES
-
-Detector = Literal["hog", "cnn"]
 
 
 def _one_of(value: str, choices: tuple[str, ...] | dict, name: str) -> str:
@@ -29,12 +28,24 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ExtractJobOptions(_Strict):
+class _Faces(_Strict):
+    """The face backend and its detector (None: the default backend, for swap the model's; the backend's
+    first detector), checked against the one list in swapface.faces."""
+
+    backend: str | None = None
+    detector: str | None = None
+
+    @model_validator(mode="after")
+    def _backend(self) -> _Faces:
+        check_backend(self.backend or DEFAULT_BACKEND, self.detector)
+        return self
+
+
+class ExtractJobOptions(_Faces):
     size: int = Field(256, ge=64, le=1024)
     coverage: str = "whole"
     every: int = Field(1, ge=1)
     min_face: int = Field(80, ge=8)
-    detector: Detector = "hog"
     min_score: float | None = None
     max_distance: float = Field(0.6, gt=0)
     min_sharpness: float = Field(0.0, ge=0)
@@ -81,7 +92,7 @@ class TrainJobOptions(_Strict):
         return self
 
 
-class SwapJobOptions(_Strict):
+class SwapJobOptions(_Faces):
     direction: Literal["a2b", "b2a"] = "a2b"
     color: str = "reinhard"
     mask: str = "both"
@@ -93,7 +104,6 @@ class SwapJobOptions(_Strict):
     codec: str = "auto"
     start: float = Field(0.0, ge=0)
     end: float | None = Field(None, gt=0)
-    detector: Detector = "hog"
     min_face: int | None = Field(None, ge=8)
     detect_every: int = Field(5, ge=1)
     batch_size: int = Field(8, ge=1, le=256)
@@ -127,8 +137,7 @@ class SwapJobOptions(_Strict):
         return self
 
 
-class EvalJobOptions(_Strict):
-    detector: Detector = "hog"
+class EvalJobOptions(_Faces):
     min_face: int = Field(80, ge=8)
     max_frames: int | None = Field(None, ge=1)
     workers: int | None = Field(None, ge=1, le=64)

@@ -149,9 +149,10 @@ class Scheduler:
                 continue
             if self.ray:
                 on_gpu = device.startswith(RAY_GPU)
-                args = (str(self.data.root.resolve()), self.store.url, job.id, "cuda" if on_gpu else "cpu", None,
-                        self.threads)
-                process = RayJob(args, gpus=int(on_gpu), cpus=1)  # Ray's CPUs are slots; a node may have one
+                # one CPU slot and one thread each (a Ray worker cannot start the process pools that use more:
+                # its children would re-import Ray's own main module); more nodes give more jobs at once
+                args = (str(self.data.root.resolve()), self.store.url, job.id, "cuda" if on_gpu else "cpu", None, 1)
+                process = RayJob(args, gpus=int(on_gpu), cpus=1)
             else:
                 process = self.context.Process(
                     target=run_job, name=f"swapface-{job.kind}-{job.id[:8]}", daemon=False,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from swapface.errors import SwapfaceError
+from swapface.faces import DEFAULT_BACKEND
 from swapface.jobs.layout import DataDir
 from swapface.jobs.options import parse
 from swapface.jobs.store import Job, Store, StoredFile
@@ -86,7 +87,8 @@ def run_extract(store: Store, data: DataDir, job: Job, device: str, report: Repo
     paths = [_input_file(store, data, file_id)[1] for file_id in inputs.files]
     extra = {} if o.min_score is None else {"min_score": o.min_score}
     options = ExtractOptions(spec=AlignSpec(o.size, o.coverage), every=o.every, min_face=o.min_face,
-                             detector=o.detector, max_distance=o.max_distance, min_sharpness=o.min_sharpness,
+                             backend=o.backend or DEFAULT_BACKEND, detector=o.detector, max_distance=o.max_distance,
+                             min_sharpness=o.min_sharpness,
                              dedupe=o.dedupe, workers=o.workers or _cores(), max_frames=o.max_frames, **extra)
 
     def show(stats: ExtractStats) -> None:
@@ -164,7 +166,7 @@ def run_swap(store: Store, data: DataDir, job: Job, device: str, report: Reporte
         frame = 1 / float(info.fps) if info.fps else 0.04
         start, end = o.preview_at, o.preview_at + frame
     options = SwapOptions(direction=o.direction, color=o.color, mask=o.mask, erode=o.erode, blur=o.blur,
-                          blend=o.blend, smooth=o.smooth, detector=o.detector, min_face=o.min_face,
+                          blend=o.blend, smooth=o.smooth, backend=o.backend, detector=o.detector, min_face=o.min_face,
                           detect_every=o.detect_every, batch_size=o.batch_size, device=device,
                           precision=o.precision, start=start, end=end,
                           video=VideoSettings(codec=o.codec, crf=o.crf))
@@ -211,7 +213,8 @@ def run_eval(store: Store, data: DataDir, job: Job, device: str, report: Reporte
     def show(done: int, total: int | None) -> None:
         report(done / total if total else 0.0, frames=done, frames_total=total)
 
-    options = EvalOptions(detector=o.detector, min_face=o.min_face, max_frames=o.max_frames,
+    options = EvalOptions(backend=o.backend or DEFAULT_BACKEND, detector=o.detector, min_face=o.min_face,
+                          max_frames=o.max_frames,
                           workers=o.workers or _cores())
     result = evaluate(source, swapped, target, original, options, progress=show)
     json_path, html_path = write_report(data.report(job.id), result, None)
