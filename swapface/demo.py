@@ -19,7 +19,7 @@ from swapface.eval.evaluate import EvalOptions, EvalResult, evaluate
 from swapface.eval.report import write_report
 from swapface.faces import AlignSpec
 from swapface.faceset.extract import ExtractOptions, extract
-from swapface.modeldir import load_model, save_model
+from swapface.modeldir import load_model, read_config_json, save_model
 from swapface.swap.pipeline import SwapOptions, SwapStats, swap_media
 from swapface.train.loop import TrainOptions, TrainResult, train
 
@@ -67,7 +67,8 @@ def run_demo(output: Path, steps: int = 150, frames: int = 48, rebuild: bool = F
                      message=say)
     if rebuild:
         model, _ = load_model(model_dir)
-        save_model(bundled_model(), model, {"made_by": f"swapface demo --rebuild-model --steps {steps}"})
+        save_model(bundled_model(), model, {"made_by": f"swapface demo --rebuild-model --steps {steps}",
+                                            "faces": read_config_json(model_dir)["training"].get("faces")})
     say("4/4 swapping the astronaut's face for Grace Hopper's, then evaluating")
     swapped = output / "swapped.mp4"
     stats = swap_media(clips["astronaut"], model_dir, swapped, SwapOptions(direction="a2b"))
