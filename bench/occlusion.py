@@ -25,21 +25,13 @@ from swapface.faces.masks import dense_face_mask
 from swapface.media import open_media
 from swapface.media.images import read_rgb, write_rgb
 from swapface.swap.pipeline import SwapOptions, swap_media
+from swapface.train.occluders import microphone_over_mouth
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "swapface" / "assets" / "demo_model"
 MODES = ("both", "occlusion", "hull+occlusion", "all")
 UNCHANGED = 8
 
-
-def microphone(shape: tuple[int, int], landmarks: np.ndarray) -> np.ndarray:
-    """A ball over the mouth and chin, its handle going down out of the frame."""
-    mask = np.zeros(shape, np.uint8)
-    size = float((landmarks.max(0) - landmarks.min(0)).max())
-    centre = (landmarks[57] * 0.6 + landmarks[8] * 0.4).astype(int)
-    cv2.circle(mask, tuple(centre), int(size * 0.2), 1, -1)
-    cv2.line(mask, tuple(centre), (int(centre[0] + size * 0.1), shape[0]), 1, int(size * 0.12))
-    return mask.astype(bool)
 
 
 def main() -> None:
@@ -59,7 +51,7 @@ def main() -> None:
         image = frame.image.copy()
         faces[frame.index] = backend.detect(image)[0]
         if frame.index % 2:  # every other frame carries the object
-            masks[frame.index] = microphone(image.shape[:2], faces[frame.index].landmarks)
+            masks[frame.index] = microphone_over_mouth(image.shape[:2], faces[frame.index].landmarks)
             image[masks[frame.index]] = texture[masks[frame.index]]
         write_rgb(folder / f"{frame.index:04d}.png", image)
     model = root / "model"

@@ -23,7 +23,7 @@ from swapface.media import open_media
 from swapface.media.images import read_rgb, write_rgb
 from swapface.swap.masks import MASK_MODES, face_mask
 from swapface.swap.pipeline import SwapOptions, swap_media
-from swapface.train.occluders import HELD_OUT, TEXTURE_IMAGES
+from swapface.train.occluders import HELD_OUT, TEXTURE_IMAGES, microphone_over_mouth
 from tests.conftest import VIDEOS
 
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "swapface" / "assets" / "demo_model"
@@ -31,15 +31,6 @@ FRAMES, COVERED = 16, range(4, 16)  # frames of vrt_4 used, and those with the o
 UNCHANGED = 8  # grey levels: what still counts as an unchanged pixel (blending's low bands reach this far)
 MEASURED_IOU, MEASURED_KEPT = 0.6, 0.78  # floors under what the shipped weights measured: 0.647, 0.814
 
-
-def _microphone(shape: tuple[int, int], landmarks: np.ndarray) -> np.ndarray:
-    """Mask of a microphone before the mouth: a ball over the mouth and chin, its handle going down."""
-    mask = np.zeros(shape, np.uint8)
-    size = float((landmarks.max(0) - landmarks.min(0)).max())
-    centre = (landmarks[57] * 0.6 + landmarks[8] * 0.4).astype(int)
-    cv2.circle(mask, tuple(centre), int(size * 0.2), 1, -1)
-    cv2.line(mask, tuple(centre), (int(centre[0] + size * 0.1), shape[0]), 1, int(size * 0.12))
-    return mask.astype(bool)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +48,7 @@ def occluded(tmp_path_factory: pytest.TempPathFactory):
         face, = backend.detect(image)
         faces[frame.index] = face
         if frame.index in COVERED:
-            mask = _microphone(image.shape[:2], face.landmarks)
+            mask = microphone_over_mouth(image.shape[:2], face.landmarks)
             image[mask] = texture[: image.shape[0], : image.shape[1]][mask]
             masks[frame.index] = mask
         write_rgb(folder / f"{frame.index:04d}.png", image)

@@ -140,3 +140,15 @@ def occlude(rng: np.random.Generator, face: np.ndarray, oval: np.ndarray, max_ob
         out = out * (1 - alpha[..., None]) + colour * alpha[..., None]
         covered = np.maximum(covered, alpha)
     return np.clip(out, 0, 255).astype(np.uint8), (covered > 0.5).astype(np.float32)
+
+
+def microphone_over_mouth(shape: tuple[int, int], landmarks: np.ndarray) -> np.ndarray:
+    """Where a studio microphone before the mouth would be in a frame (68 landmarks of the face): a ball
+    over mouth and chin, its handle going down out of the frame. The fixed test case of the occlusion
+    benchmark and tests, on top of the random occluders training sees."""
+    mask = np.zeros(shape, np.uint8)
+    size = float((landmarks.max(0) - landmarks.min(0)).max())
+    centre = (landmarks[57] * 0.6 + landmarks[8] * 0.4).astype(int)
+    cv2.circle(mask, tuple(centre), int(size * 0.2), 1, -1)
+    cv2.line(mask, tuple(centre), (int(centre[0] + size * 0.1), shape[0]), 1, int(size * 0.12))
+    return mask.astype(bool)
