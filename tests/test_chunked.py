@@ -168,7 +168,7 @@ def test_resume_after_the_driver_was_killed_redoes_only_unfinished_pieces(tmp_pa
     assert len(decode(output)[0]) == 300
     assert not pieces_folder(output).exists()
     # the finished pieces were not swapped again
-    assert re.search(rf"frames reused from the interrupted run\s*│\s*{reused}\s", result.stderr), result.stderr
+    assert re.search(rf"frames reused \(--resume\)\s*│\s*{reused}\s", result.stderr), result.stderr
 
 
 @pytest.fixture

@@ -175,7 +175,7 @@ def _summary(stats: SwapStats, output: Path, colour: str, video: str | None) -> 
     table.add_row("frames with a swapped face", str(stats.frames_swapped))
     table.add_row("faces swapped", str(stats.faces_swapped))
     if stats.frames_reused:
-        table.add_row("frames reused from the interrupted run", str(stats.frames_reused))
+        table.add_row("frames reused (--resume)", str(stats.frames_reused))
     table.add_row("time", f"{stats.seconds:.1f} s ({stats.rate:.2f} frames/s)")
     for stage in STAGES:
         if stage in stats.times.seconds and stats.frames:
