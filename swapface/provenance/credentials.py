@@ -47,11 +47,21 @@ def sha256_file(path: str | Path) -> str:
 
 
 def source_digest(path: str | Path) -> str:
-    """sha256 of a file, or of a folder's files (their names and hashes, in order)."""
+    """sha256 of a file, or of a folder's files or an image sequence's frames (their names and hashes, in
+    order)."""
     path = Path(path)
-    if not path.is_dir():
+    if path.is_file():
         return sha256_file(path)
-    listing = "".join(f"{p.name}:{sha256_file(p)}\n" for p in sorted(path.iterdir()) if p.is_file())
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file())
+    else:  # a sequence pattern (shot.####.exr): its frames
+        from swapface.media.sequences import find_sequence
+
+        sequence = find_sequence(path)
+        if sequence is None:
+            raise InputError(path, "no such file, folder or image sequence")
+        files = [sequence.path(number) for number in sequence.numbers]
+    listing = "".join(f"{p.name}:{sha256_file(p)}\n" for p in files)
     return hashlib.sha256(listing.encode()).hexdigest()
 
 
@@ -204,7 +214,7 @@ def sign_file(path: str | Path, record: SwapRecord, identity: SigningIdentity, f
     output_format = mime_type(final_name or path)
     if output_format is None:
         raise SwapfaceError(f"{final_name or path}: this format cannot carry Content Credentials")
-    source_format = None if record.source.is_dir() else mime_type(record.source)
+    source_format = mime_type(record.source) if record.source.is_file() else None
     source_hash = source_digest(record.source)
     definition = manifest_json(record, source_hash, output_format)
     signed = path.with_name(path.name + ".signed")
