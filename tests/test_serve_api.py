@@ -216,8 +216,10 @@ def test_jobs_run_end_to_end_in_worker_processes(tmp_path: Path) -> None:
         job = c.get(f"/api/jobs/{train}").json()
         assert job["outputs"] == {"step": 15} and job["progress"] == 1.0
         resumed = [m for m in job["info"]["messages"] if m.startswith("resumed")]
-        assert resumed and resumed[-1].endswith("at step 10"), job["info"]  # paused at the next sync point
-        assert [row["step"] for row in c.get(f"/api/jobs/{train}/metrics").json()] == [5, 10, 15]
+        paused_at = int(resumed[-1].rsplit(" ", 1)[1]) if resumed else 0
+        assert 5 <= paused_at < 15, job["info"]  # the pause saved at the step it came (not at a sync point)
+        steps = [row["step"] for row in c.get(f"/api/jobs/{train}/metrics").json()]
+        assert steps == sorted(set(steps)) and {5, paused_at, 15} <= set(steps), steps
         assert c.get(f"/api/jobs/{train}/preview").headers["content-type"] == "image/png"
 
         swapped = wait_for(c, swap)
