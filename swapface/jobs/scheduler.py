@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from swapface.jobs.layout import DataDir
-from swapface.jobs.ray_runner import RayJob, connect
+from swapface.jobs.ray_runner import RayJob, connect, disconnect
 from swapface.jobs.store import Job, Store
 from swapface.jobs.worker import run_job
 
@@ -60,8 +60,10 @@ class Scheduler:
                  threads_per_job: int | None = None, ray_address: str | None = None) -> None:
         self.store, self.data, self.cpu_jobs = store, data, max(1, cpu_jobs)
         self.ray = ray_address is not None
+        self._ray_connection = False  # whether stop() ends the connection to the cluster
         if self.ray:  # GPU slots of the cluster; a job on one gets "cuda" (Ray picks the card)
-            self.gpus = [f"{RAY_GPU}{i}" for i in range(connect(ray_address))]
+            gpus_on_cluster, self._ray_connection = connect(ray_address)
+            self.gpus = [f"{RAY_GPU}{i}" for i in range(gpus_on_cluster)]
         else:
             self.gpus = gpu_devices() if gpus is None else gpus
         self.threads = threads_per_job or max(1, (os.cpu_count() or 1) // self.cpu_jobs)
@@ -88,6 +90,8 @@ class Scheduler:
             entry.process.join(max(0.0, deadline - time.monotonic()))
             if entry.process.is_alive():
                 entry.process.kill()
+        if self._ray_connection:
+            disconnect()
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -132,15 +132,19 @@ def _run_ray(tasks: list[PieceTask], address: str, done: Callable[[PieceResult],
         import ray
     except ImportError:
         raise SwapfaceError("--ray needs Ray: pip install 'swapface[cluster]'") from None
+    ours = not ray.is_initialized()  # a caller's own connection is left as it was
     ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-    device = tasks[0].options.device if tasks else "cpu"
-    wants_gpu = device.startswith("cuda") or (device == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
-    gpus = 1 if wants_gpu else 0
-    remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=3, retry_exceptions=False)(swap_piece)
-    pending = [remote.remote(task) for task in tasks]
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=1)
-        done(ray.get(ready[0]))
+    try:
+        device = tasks[0].options.device if tasks else "cpu"
+        wants_gpu = device.startswith("cuda") or (device == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
+        remote = ray.remote(num_cpus=1, num_gpus=int(wants_gpu), max_retries=3, retry_exceptions=False)(swap_piece)
+        pending = [remote.remote(task) for task in tasks]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            done(ray.get(ready[0]))
+    finally:
+        if ours:
+            ray.shutdown()
 
 
 def _fingerprint(input_path: Path, model_dir: Path, options: SwapOptions, pieces: list[Piece]) -> str:
