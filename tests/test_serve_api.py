@@ -239,6 +239,9 @@ def test_jobs_run_end_to_end_in_worker_processes(tmp_path: Path) -> None:
         assert numbers["video"]["frames"]["total"] == 16
 
 
+TRAIN_STEPS = 300  # long enough that the kill lands mid-training on an idle machine (20 steps take ~2 s)
+
+
 @pytest.mark.slow
 def test_training_survives_sigkill_of_the_server(tmp_path: Path) -> None:
     """SIGKILL `swapface serve` mid-training: after a restart the job resumes from its checkpoint and ends."""
@@ -248,7 +251,7 @@ def test_training_survives_sigkill_of_the_server(tmp_path: Path) -> None:
         with server.client() as c:
             ea = submit(c, "extract", {"files": [upload(c, CLIP_A)]}, EXTRACT)
             eb = submit(c, "extract", {"files": [upload(c, CLIP_B)]}, EXTRACT)
-            train = submit(c, "train", {"a": ea, "b": eb}, {"preset": "tiny", "steps": 20, "batch_size": 2,
+            train = submit(c, "train", {"a": ea, "b": eb}, {"preset": "tiny", "steps": TRAIN_STEPS, "batch_size": 2,
                                                             "save_every": 5, "log_every": 5, "preview_every": 20})
             queued = submit(c, "swap", {"model": train, "video": upload(c, CLIP_B)}, {"direction": "b2a"})
             wait_for(c, train, until=lambda job: job["info"].get("step", 0) >= 10, timeout=600)
@@ -259,7 +262,7 @@ def test_training_survives_sigkill_of_the_server(tmp_path: Path) -> None:
     try:
         with server.client() as c:
             job = wait_for(c, train, timeout=600)
-            assert job["state"] == "done" and job["outputs"]["step"] == 20, job
+            assert job["state"] == "done" and job["outputs"]["step"] == TRAIN_STEPS, job
             resumed = [m for m in job["info"]["messages"] if m.startswith("resumed")]
             assert resumed and int(resumed[-1].rsplit(" ", 1)[1]) >= 10, job["info"]
             assert wait_for(c, queued)["state"] == "done"  # the job queued behind it ran too
