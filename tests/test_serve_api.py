@@ -38,6 +38,7 @@ def stored_files(data: Path) -> list[Path]:
 PROTECTED = [("get", "/api/projects"), ("post", "/api/projects"), ("get", "/api/projects/x"),
              ("post", "/api/files"), ("get", "/api/files"), ("get", "/api/files/x"), ("get", "/api/files/x/info"),
              ("post", "/api/uploads"), ("get", "/api/uploads/x"), ("patch", "/api/uploads/x"),
+             ("post", "/api/verify"), ("post", "/api/files/x/verify"),
              ("post", "/api/jobs"), ("get", "/api/jobs"), ("get", "/api/jobs/x"), ("get", "/api/jobs/x/events"),
              ("delete", "/api/jobs/x"), ("post", "/api/jobs/x/pause"), ("post", "/api/jobs/x/resume"),
              ("post", "/api/jobs/x/stop"), ("get", "/api/jobs/x/faces"), ("get", "/api/jobs/x/faces/f.png"),

@@ -42,7 +42,7 @@ def _store(request: Request) -> Store:
     return request.app.state.store
 
 
-def _data(request: Request) -> DataDir:
+def data_dir(request: Request) -> DataDir:
     return request.app.state.data
 
 
@@ -117,20 +117,20 @@ def _project(request: Request, project_id: str | None) -> str | None:
     return project_id
 
 
-def _job(request: Request, job_id: str) -> Job:
-    job = _store(request).get_job(job_id)
-    if job is None:
-        raise HTTPException(404, f"no job {job_id}")
-    _check_visible(request, job.project_id, f"job {job_id}")
-    return job
-
-
-def _file(request: Request, file_id: str) -> StoredFile:
-    row = _store(request).get_file(file_id)
+def _visible(row: Job | StoredFile | None, request: Request, what: str) -> Job | StoredFile:
+    """A row this request may see; a missing row and another project's row both answer 404."""
     if row is None:
-        raise HTTPException(404, f"no file {file_id}")
-    _check_visible(request, row.project_id, f"file {file_id}")
+        raise HTTPException(404, f"no {what}")
+    _check_visible(request, row.project_id, what)
     return row
+
+
+def visible_job(request: Request, job_id: str) -> Job:
+    return _visible(_store(request).get_job(job_id), request, f"job {job_id}")
+
+
+def visible_file(request: Request, file_id: str) -> StoredFile:
+    return _visible(_store(request).get_file(file_id), request, f"file {file_id}")
 
 
 # -- health and session --------------------------------------------------------------------------
@@ -207,7 +207,7 @@ def upload_file(request: Request, file: Annotated[UploadFile, File()],
                 label: Annotated[str | None, Form(max_length=32)] = None,
                 content_length: Annotated[int | None, Header()] = None) -> dict[str, Any]:
     """Upload a whole video or image (multipart field `file`); for big files use /api/uploads."""
-    config, store, data = request.app.state.config, _store(request), _data(request)
+    config, store, data = request.app.state.config, _store(request), data_dir(request)
     if content_length is not None and content_length > config.max_upload + MULTIPART_OVERHEAD:
         raise HTTPException(413, f"upload is larger than the server's limit of {config.max_upload} bytes")
     row = StoredFile(project_id=_project(request, project), label=check_label(label),
@@ -237,16 +237,16 @@ def list_files(request: Request, project: Annotated[str | None, Query(max_length
 
 @api.get("/files/{file_id}/info")
 def file_info(file_id: str, request: Request) -> dict[str, Any]:
-    return file_json(_file(request, file_id))
+    return file_json(visible_file(request, file_id))
 
 
 @api.get("/files/{file_id}")
 def download_file(file_id: str, request: Request, download: bool = False) -> FileResponse:
     """The file's bytes (range requests work, so videos seek); `?download=true` asks to save it."""
-    row = _file(request, file_id)
+    row = visible_file(request, file_id)
     if row.state != "ready":
         raise HTTPException(404, f"no file {file_id}")
-    path = _data(request).resolve(row.path)
+    path = data_dir(request).resolve(row.path)
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     headers = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'; "
                "img-src data:; style-src 'unsafe-inline'"}
@@ -259,7 +259,7 @@ def download_file(file_id: str, request: Request, download: bool = False) -> Fil
 @api.post("/uploads", status_code=201)
 def start_upload(body: UploadIn, request: Request) -> dict[str, Any]:
     """Announce a file of `size` bytes; then send it in pieces with PATCH, from any offset the server has."""
-    config, store, data = request.app.state.config, _store(request), _data(request)
+    config, store, data = request.app.state.config, _store(request), data_dir(request)
     if body.size > config.max_upload:
         raise HTTPException(413, f"upload is larger than the server's limit of {config.max_upload} bytes")
     row = StoredFile(project_id=_project(request, body.project), label=check_label(body.label),
@@ -273,9 +273,9 @@ def start_upload(body: UploadIn, request: Request) -> dict[str, Any]:
 @api.get("/uploads/{upload_id}")
 def upload_status(upload_id: str, request: Request) -> dict[str, Any]:
     """Where to resume: the bytes the server holds."""
-    row = _file(request, upload_id)
+    row = visible_file(request, upload_id)
     done = row.state == "ready"
-    offset = row.size if done else _data(request).resolve(row.path).stat().st_size
+    offset = row.size if done else data_dir(request).resolve(row.path).stat().st_size
     status = {"id": row.id, "offset": offset, "size": row.size, "done": done}
     return {**status, "file": file_json(row)} if done else status
 
@@ -284,7 +284,7 @@ def upload_status(upload_id: str, request: Request) -> dict[str, Any]:
 async def upload_chunk(upload_id: str, request: Request, upload_offset: Annotated[int, Header(ge=0)]
                        ) -> dict[str, Any]:
     """Append the body at `Upload-Offset` (which must equal the bytes held: 409 tells the right one)."""
-    row = await run_in_threadpool(_file, request, upload_id)
+    row = await run_in_threadpool(visible_file, request, upload_id)
     lock = _UPLOAD_LOCKS.setdefault(upload_id, asyncio.Lock())
     if lock.locked():
         raise HTTPException(409, "another piece of this upload is being received")
@@ -299,8 +299,8 @@ _UPLOAD_LOCKS: dict[str, asyncio.Lock] = {}  # one piece at a time per upload (t
 
 
 async def _append(request: Request, row: StoredFile, upload_offset: int) -> dict[str, Any]:
-    store, data = _store(request), _data(request)
-    row = await run_in_threadpool(_file, request, row.id)  # read again under the lock
+    store, data = _store(request), data_dir(request)
+    row = await run_in_threadpool(visible_file, request, row.id)  # read again under the lock
     if row.state == "ready":
         raise HTTPException(409, "upload already complete")
     part = data.resolve(row.path)
@@ -386,14 +386,14 @@ def list_jobs(request: Request, project: Annotated[str | None, Query(max_length=
 
 @api.get("/jobs/{job_id}")
 def get_job(job_id: str, request: Request) -> dict[str, Any]:
-    return job_json(_job(request, job_id))
+    return job_json(visible_job(request, job_id))
 
 
 @api.get("/jobs/{job_id}/events")
 async def job_events(job_id: str, request: Request) -> StreamingResponse:
     """Server-sent events: one `job` event (the job's JSON) whenever it changes, until it ends."""
     store = _store(request)
-    await run_in_threadpool(_job, request, job_id)
+    await run_in_threadpool(visible_job, request, job_id)
 
     async def stream():
         last, quiet = None, 0.0
@@ -421,15 +421,15 @@ async def job_events(job_id: str, request: Request) -> StreamingResponse:
 def cancel_job(job_id: str, request: Request) -> dict[str, Any]:
     """Cancel a queued, running or paused job (a running worker is stopped; training saves first)."""
     store = _store(request)
-    job = _job(request, job_id)
+    job = visible_job(request, job_id)
     if job.state in FINAL_STATES:
         raise HTTPException(409, f"job is already {job.state}")
     store.update_job(job_id, only_if_state=("queued", "running", "paused"), state="cancelled", finished=time.time())
-    return job_json(_job(request, job_id))
+    return job_json(visible_job(request, job_id))
 
 
 def _train_job(request: Request, job_id: str) -> Job:
-    job = _job(request, job_id)
+    job = visible_job(request, job_id)
     if job.kind != "train":
         raise HTTPException(409, "only training jobs pause, resume and stop early")
     return job
@@ -442,7 +442,7 @@ def pause_job(job_id: str, request: Request) -> dict[str, Any]:
     _train_job(request, job_id)
     if not store.update_job(job_id, only_if_state=("queued", "running"), state="paused"):
         raise HTTPException(409, "only a queued or running job can pause")
-    return job_json(_job(request, job_id))
+    return job_json(visible_job(request, job_id))
 
 
 @api.post("/jobs/{job_id}/resume")
@@ -451,7 +451,7 @@ def resume_job(job_id: str, request: Request) -> dict[str, Any]:
     _train_job(request, job_id)
     if not store.update_job(job_id, only_if_state=("paused",), state="queued"):
         raise HTTPException(409, "only a paused job can resume")
-    return job_json(_job(request, job_id))
+    return job_json(visible_job(request, job_id))
 
 
 @api.post("/jobs/{job_id}/stop")
@@ -460,19 +460,19 @@ def stop_job(job_id: str, request: Request) -> dict[str, Any]:
     store = _store(request)
     job = _train_job(request, job_id)
     if job.state in ("queued", "paused"):  # not training now: keep what a paused run saved
-        finish_stopped_training(store, _data(request), job)
+        finish_stopped_training(store, data_dir(request), job)
     elif not store.update_job(job_id, only_if_state=("running",), control="stop"):
         raise HTTPException(409, f"job is already {job.state}")
-    return job_json(_job(request, job_id))
+    return job_json(visible_job(request, job_id))
 
 
 # -- what a job made: faces, training curves and previews ----------------------------------------
 
 def _faceset_dir(request: Request, job_id: str) -> Path:
-    job = _job(request, job_id)
+    job = visible_job(request, job_id)
     if job.kind != "extract":
         raise HTTPException(409, "faces belong to extract jobs")
-    return _data(request).faceset(job_id)
+    return data_dir(request).faceset(job_id)
 
 
 @api.get("/jobs/{job_id}/faces")
@@ -506,17 +506,17 @@ def get_face(job_id: str, name: str, request: Request) -> FileResponse:
 @api.delete("/jobs/{job_id}/faces/{name}")
 def delete_face(job_id: str, name: str, request: Request) -> dict[str, Any]:
     """Drop a bad face from the faceset (training started after this leaves it out)."""
-    if _job(request, job_id).state == "running":
+    if visible_job(request, job_id).state == "running":
         raise HTTPException(409, "wait until extraction is done")
     _face_path(request, job_id, name).unlink()
     return list_faces(job_id, request)
 
 
 def _model_dir(request: Request, job_id: str) -> Path:
-    job = _job(request, job_id)
+    job = visible_job(request, job_id)
     if job.kind != "train":
         raise HTTPException(409, "curves and previews belong to training jobs")
-    return _data(request).model(job_id)
+    return data_dir(request).model(job_id)
 
 
 @api.get("/jobs/{job_id}/metrics")

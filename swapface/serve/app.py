@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from swapface.jobs.layout import DataDir
 from swapface.jobs.scheduler import Scheduler
 from swapface.jobs.store import Store, sqlite_url
-from swapface.serve import api, pages
+from swapface.serve import api, pages, verify_api
 from swapface.serve.config import ServeConfig
 
 STATIC = Path(__file__).parent / "static"
@@ -41,6 +41,7 @@ def create_app(config: ServeConfig) -> FastAPI:
     app.state.config, app.state.store, app.state.data = config, store, data
     app.include_router(api.public)
     app.include_router(api.api)
+    app.include_router(verify_api.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

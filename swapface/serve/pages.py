@@ -50,3 +50,10 @@ def project_page(project_id: str, request: Request) -> Response:
     return templates.TemplateResponse(request, "project.html", {
         "title": project.name, "project": project, "presets": list(PRESETS), "blends": BLEND_MODES,
         "colors": COLOR_MODES, "masks": MASK_MODES})
+
+
+@router.get("/verify", response_class=HTMLResponse)
+def verify_page(request: Request) -> Response:
+    if scope_of(request) is None:
+        return RedirectResponse("/login", status_code=303)
+    return templates.TemplateResponse(request, "verify.html", {"title": "Verify a file"})
