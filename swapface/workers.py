@@ -26,7 +26,8 @@ PR_SET_PDEATHSIG = 1
 PARENT_POLL_SECONDS = 0.5
 
 
-def _die_with(parent: int) -> None:
+def die_with(parent: int) -> None:
+    """Make this process (a child of `parent`) end when its parent does."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:  # the parent died before the request was made
@@ -42,7 +43,7 @@ def _poll_parent(parent: int) -> None:
 
 
 def _start_worker(parent: int, initializer: Callable[..., None], initargs: tuple) -> None:
-    _die_with(parent)
+    die_with(parent)
     initializer(*initargs)
 
 

@@ -316,20 +316,52 @@ def test_the_token_is_made_once_and_kept_private(tmp_path: Path, monkeypatch: py
 def test_one_gpu_job_per_device_and_a_cpu_limit(tmp_path: Path) -> None:
     from swapface.jobs.layout import DataDir
     from swapface.jobs.scheduler import Scheduler, _Running
-    from swapface.jobs.store import Store, sqlite_url
+    from swapface.jobs.store import Job, Store, sqlite_url
 
-    scheduler = Scheduler(Store(sqlite_url(tmp_path)), DataDir(tmp_path), cpu_jobs=2, gpus=["cuda:0", "cuda:1"])
-    assert scheduler._free_device("train") == "cuda:0"
+    def job(kind: str, **options) -> Job:
+        return Job(kind=kind, inputs={}, options=options)
+
+    scheduler = Scheduler(Store(sqlite_url(tmp_path)), DataDir(tmp_path), cpu_jobs=2,
+                          gpus=["cuda:0", "cuda:1", "cuda:2"])
+    assert scheduler._free_devices(job("train")) == ["cuda:0"]
     scheduler.running["t1"] = _Running(None, "cuda:0")
-    assert scheduler._free_device("swap") == "cuda:1"
-    scheduler.running["t2"] = _Running(None, "cuda:1")
-    assert scheduler._free_device("train") is None  # waits for a GPU
-    assert scheduler._free_device("extract") == "cpu"
+    assert scheduler._free_devices(job("train", gpus=2)) == ["cuda:1", "cuda:2"]  # data-parallel on two
+    scheduler.running["t2"] = _Running(None, "cuda:1,cuda:2")
+    assert scheduler._free_devices(job("swap")) is None  # waits for a GPU
+    del scheduler.running["t1"]
+    assert scheduler._free_devices(job("train", gpus=2)) is None  # one free: waits for the second
+    assert scheduler._free_devices(job("swap")) == ["cuda:0"]
+    assert scheduler._unrunnable(job("train", gpus=4)) == "the job asks for 4 GPUs; this server has 3"
+    assert scheduler._free_devices(job("extract")) == ["cpu"]
     scheduler.running["e1"] = _Running(None, "cpu")
-    assert scheduler._free_device("eval") == "cpu"
+    assert scheduler._free_devices(job("eval")) == ["cpu"]
     scheduler.running["e2"] = _Running(None, "cpu")
-    assert scheduler._free_device("extract") is None
-    assert Scheduler(scheduler.store, scheduler.data, gpus=[])._free_device("train") == "cpu"
+    assert scheduler._free_devices(job("extract")) is None
+    cpu_only = Scheduler(scheduler.store, scheduler.data, gpus=[])
+    assert cpu_only._free_devices(job("train", gpus=2)) == ["cpu"]
+    assert cpu_only._unrunnable(job("train", gpus=2)) is None
+
+
+@pytest.mark.slow
+def test_a_training_job_trains_data_parallel_on_two_ranks(tmp_path: Path) -> None:
+    """`gpus: 2` on a server without GPUs: two gloo ranks on the CPU, the job's worker being rank 0."""
+    with make_client(tmp_path / "data", run_jobs=True) as c:
+        a, b = upload(c, CLIP_A), upload(c, CLIP_B)
+        ea, eb = submit(c, "extract", {"files": [a]}, EXTRACT), submit(c, "extract", {"files": [b]}, EXTRACT)
+        train = submit(c, "train", {"a": ea, "b": eb}, {"preset": "tiny", "steps": 5000, "batch_size": 4,
+                                                        "log_every": 2, "gpus": 2})
+        wait_for(c, train, until=lambda job: job["info"].get("step", 0) >= 4, timeout=600)
+        assert c.post(f"/api/jobs/{train}/stop").status_code == 200  # rank 0 hears it; the ranks vote to stop
+        job = wait_for(c, train, timeout=300)
+        assert job["state"] == "done" and 4 <= job["outputs"]["step"] < 5000, job
+        assert any("4 per identity per rank x 2 rank(s) = 8 per identity" in m for m in job["info"]["messages"]), job
+        steps = [row["step"] for row in c.get(f"/api/jobs/{train}/metrics").json()]
+        assert steps[:2] == [2, 4] and steps[-1] <= job["outputs"]["step"], steps
+        deadline = time.monotonic() + 120
+        while train in c.app.state.scheduler.running and time.monotonic() < deadline:  # rank 0 reaps rank 1
+            time.sleep(0.2)
+        assert train not in c.app.state.scheduler.running
+        assert (tmp_path / "data" / "jobs" / train / "model" / "model.safetensors").is_file()
 
 
 def test_a_project_token_reaches_its_project_only(client: TestClient) -> None:

@@ -22,12 +22,13 @@ def test_jobs_run_as_ray_tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             a, b = upload(c, CLIP_A), upload(c, CLIP_B)
             ea, eb = submit(c, "extract", {"files": [a]}, EXTRACT), submit(c, "extract", {"files": [b]}, EXTRACT)
             train = submit(c, "train", {"a": ea, "b": eb}, {"preset": "tiny", "steps": 10, "batch_size": 4,
-                                                            "log_every": 5})
+                                                            "log_every": 5, "gpus": 2})  # 2 ranks in one task
             swap = submit(c, "swap", {"model": train, "video": a})
             extracted = wait_for(c, ea)
             assert extracted["state"] == "done" and extracted["outputs"]["faces"] == 16, extracted["error"]
             trained = wait_for(c, train, timeout=900)
             assert trained["state"] == "done" and trained["outputs"] == {"step": 10}, trained
+            assert any("x 2 rank(s)" in m for m in trained["info"]["messages"]), trained
             swapped = wait_for(c, swap, timeout=900)
             assert swapped["state"] == "done", swapped
             out = tmp_path / "swapped.mp4"

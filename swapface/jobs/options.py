@@ -77,6 +77,8 @@ class TrainJobOptions(_Strict):
     seed: int = 0
     ema: float = Field(0.999, ge=0, lt=1)
     precision: Literal["fp32", "bf16"] | None = None
+    gpus: int = Field(1, ge=1, le=64, description="GPUs trained on data-parallel (on a server without GPUs: "
+                                                   "that many CPU processes)")
 
     @field_validator("preset")
     @classmethod

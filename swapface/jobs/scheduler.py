@@ -1,6 +1,7 @@
 """The scheduler: a thread of `serve` that starts queued jobs as worker processes and watches them.
 
-One GPU job per device at a time (training and swapping use a GPU when there is one), CPU jobs up to
+One GPU job per device at a time (training and swapping use a GPU when there is one; a training job
+with `gpus` N takes N of them and trains data-parallel), CPU jobs up to
 `cpu_jobs` at a time. A job waits until the jobs it names as inputs are done, and fails when one of
 them failed. Cancel and pause are state changes made by the API; the scheduler sees a worker whose
 job is no longer `running` and sends it SIGTERM (training saves its checkpoint first).
@@ -47,6 +48,11 @@ class _Running:
     process: multiprocessing.Process | RayJob
     device: str
     signalled: float | None = None
+
+
+def ranks_wanted(job: Job) -> int:
+    """Data-parallel ranks a job runs as: a training job's `gpus` option (validated when it was queued)."""
+    return int(job.options.get("gpus", 1)) if job.kind == "train" else 1
 
 
 def gpu_devices() -> list[str]:
@@ -125,12 +131,23 @@ class Scheduler:
             elif entry.signalled is not None and time.monotonic() - entry.signalled > KILL_AFTER_SECONDS:
                 entry.process.kill()
 
-    def _free_device(self, kind: str) -> str | None:
-        busy = {entry.device for entry in self.running.values()}
-        if kind in GPU_KINDS and self.gpus:  # waits for a GPU rather than crawl on the CPU
-            return next((gpu for gpu in self.gpus if gpu not in busy), None)
+    def _free_devices(self, job: Job) -> list[str] | None:
+        """The devices `job` runs on now (a training job's `gpus` of them), or None: wait for them."""
+        busy = {device for entry in self.running.values() for device in entry.device.split(",")}
+        if job.kind in GPU_KINDS and self.gpus:  # waits for GPUs rather than crawl on the CPU
+            free = [gpu for gpu in self.gpus if gpu not in busy]
+            wanted = ranks_wanted(job)
+            return free[:wanted] if len(free) >= wanted else None
         cpu_busy = sum(entry.device == "cpu" for entry in self.running.values())
-        return "cpu" if cpu_busy < self.cpu_jobs else None
+        return ["cpu"] if cpu_busy < self.cpu_jobs else None
+
+    def _unrunnable(self, job: Job) -> str | None:
+        """Why `job` can never run here (it asks for more GPUs than the server has), or None."""
+        wanted = ranks_wanted(job)
+        if job.kind in GPU_KINDS and self.gpus and wanted > len(self.gpus):
+            where = "the cluster" if self.ray else "this server"
+            return f"the job asks for {wanted} GPUs; {where} has {len(self.gpus)}"
+        return None
 
     def _start_queued(self) -> None:
         for job in self.store.jobs(("queued",)):
@@ -143,20 +160,27 @@ class Scheduler:
                 self.store.update_job(job.id, only_if_state=("queued",), state="failed", finished=time.time(),
                                       error=f"input job {bad_id} {'does not exist' if bad is None else bad.state}")
                 continue
+            problem = self._unrunnable(job)
+            if problem is not None:
+                self.store.update_job(job.id, only_if_state=("queued",), state="failed", finished=time.time(),
+                                      error=problem)
+                continue
             if any(j.state != "done" for j in inputs.values()):
                 continue
-            device = self._free_device(job.kind)
-            if device is None:
+            devices = self._free_devices(job)
+            if devices is None:
                 continue
+            device = ",".join(devices)
             if not self.store.update_job(job.id, only_if_state=("queued",), state="running", device=device,
                                          started=job.started or time.time(), error=None):
                 continue
             if self.ray:
                 on_gpu = device.startswith(RAY_GPU)
                 # one CPU slot and one thread each (a Ray worker cannot start the process pools that use more:
-                # its children would re-import Ray's own main module); more nodes give more jobs at once
+                # its children would re-import Ray's own main module); more nodes give more jobs at once. A
+                # training job's ranks are plain child processes of the task, on its GPUs (or sharing its CPU)
                 args = (str(self.data.root.resolve()), self.store.url, job.id, "cuda" if on_gpu else "cpu", None, 1)
-                process = RayJob(args, gpus=int(on_gpu), cpus=1)
+                process = RayJob(args, gpus=len(devices) if on_gpu else 0, cpus=1)
             else:
                 process = self.context.Process(
                     target=run_job, name=f"swapface-{job.kind}-{job.id[:8]}", daemon=False,

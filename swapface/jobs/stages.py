@@ -112,10 +112,24 @@ def _train_options(o: Any, device: str, time_budget: float | None):
                         precision=o.precision, seed=o.seed, ema=o.ema)
 
 
+def rank_devices(device: str, count: int) -> list[str]:
+    """The device of each data-parallel rank of a training job given `device` by the scheduler: its
+    GPUs by name ("cuda:0,cuda:3"), "cuda" for `count` cards a Ray task was given (they are numbered from
+    0 inside it), or "cpu" for `count` CPU processes."""
+    if "," in device:
+        return device.split(",")
+    if device == "cuda" and count > 1:
+        return [f"cuda:{i}" for i in range(count)]
+    return [device] * count
+
+
 def run_train(store: Store, data: DataDir, job: Job, device: str, report: Reporter) -> dict[str, Any] | None:
     """Train, or resume from the model dir's checkpoint (after a kill, a pause or a server restart).
     The time budget counts over all runs of the job: `trained_s` in the job's info carries it on."""
-    from swapface.train.loop import Progress, train
+    import torch
+
+    from swapface.train.local_ranks import train_on_devices
+    from swapface.train.loop import Progress
 
     inputs, o = parse(job.kind, job.inputs, job.options)
     faceset_a = data.faceset(_input_job(store, inputs.a, "extract").id)
@@ -141,8 +155,10 @@ def run_train(store: Store, data: DataDir, job: Job, device: str, report: Report
                img_per_s=round(p.metrics.get("img_per_s", 0.0), 1),
                loss=round(p.metrics.get("loss", float("nan")), 5))
 
-    result = train(faceset_a, faceset_b, data.model(job.id), _train_options(o, device, budget), progress=show,
-                   message=report.message)
+    devices = rank_devices(device, o.gpus)
+    result = train_on_devices(faceset_a, faceset_b, data.model(job.id), _train_options(o, devices[0], budget),
+                              devices, threads=max(1, torch.get_num_threads() // len(devices)), progress=show,
+                              message=report.message)
     trained = trained_before + time.monotonic() - started
     current = store.get_job(job.id)
     info = dict(current.info if current else {}, **report.carried, step=result.step, trained_s=round(trained, 1))
