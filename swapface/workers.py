@@ -33,13 +33,17 @@ def die_with(parent: int) -> None:
         if os.getppid() != parent:  # the parent died before the request was made
             os._exit(1)
         return
-    threading.Thread(target=_poll_parent, args=(parent,), name="swapface-parent-watch", daemon=True).start()
+    on_parent_exit(parent, lambda: os._exit(1))  # no cleanup to do: a worker holds only read-only models and frames
 
 
-def _poll_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(PARENT_POLL_SECONDS)
-    os._exit(1)  # no cleanup to do: a worker holds only read-only models and in-flight frames
+def on_parent_exit(parent: int, action: Callable[[], None]) -> None:
+    """Run `action` (in a thread of this process) once its parent `parent` is gone."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        action()
+
+    threading.Thread(target=watch, name="swapface-parent-watch", daemon=True).start()
 
 
 def _start_worker(parent: int, initializer: Callable[..., None], initargs: tuple) -> None:

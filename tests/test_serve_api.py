@@ -159,6 +159,12 @@ def test_job_requests_are_validated(client: TestClient) -> None:
     extract_job = submit(client, "extract", {"files": [video]}, EXTRACT)
     no_end = client.post("/api/jobs", json={"kind": "train", "inputs": {"a": extract_job, "b": extract_job}})
     assert no_end.status_code == 422 and "steps or time_limit" in no_end.text
+    huge = client.post("/api/jobs", json={"kind": "train", "inputs": {"a": extract_job, "b": extract_job},
+                                          "options": {"preset": "huge", "steps": 5}})
+    assert huge.status_code == 422 and "preset must be one of tiny, 128" in huge.text
+    smudge = client.post("/api/jobs", json={"kind": "swap", "inputs": {"model": extract_job, "video": video},
+                                            "options": {"blend": "smudge", "mask": "all"}})
+    assert smudge.status_code == 422 and "blend must be one of" in smudge.text
 
 
 def test_cancel_a_queued_job_and_its_dependants_fail(client: TestClient, tmp_path: Path) -> None:

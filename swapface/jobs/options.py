@@ -6,9 +6,10 @@ is a 422, not a silently ignored option. The device is the scheduler's choice, n
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Collection
+from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from swapface.faces import DEFAULT_BACKEND, check_backend
 from swapface.media.codecs import CODEC_CHOICES
@@ -18,14 +19,16 @@ from swapface.swap.color import COLOR_MODES
 from swapface.swap.masks import MASK_MODES
 
 
-def _one_of(value: str, choices: tuple[str, ...] | dict, name: str) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}")
-    return value
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    CHOICES: ClassVar[dict[str, Collection[str]]] = {}  # a field's allowed values, from the stage's one list
+
+    @model_validator(mode="after")
+    def _choices(self) -> Self:
+        for name, choices in self.CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {', '.join(choices)}")
+        return self
 
 
 class _Faces(_Strict):
@@ -42,6 +45,7 @@ class _Faces(_Strict):
 
 
 class ExtractJobOptions(_Faces):
+    CHOICES = {"coverage": COVERAGES}
     size: int = Field(256, ge=64, le=1024)
     coverage: str = "whole"
     every: int = Field(1, ge=1)
@@ -53,13 +57,9 @@ class ExtractJobOptions(_Faces):
     max_frames: int | None = Field(None, ge=1)
     workers: int | None = Field(None, ge=1, le=64)
 
-    @field_validator("coverage")
-    @classmethod
-    def _coverage(cls, value: str) -> str:
-        return _one_of(value, COVERAGES, "coverage")
-
 
 class TrainJobOptions(_Strict):
+    CHOICES = {"preset": PRESETS}
     preset: str = "128"
     resolution: int | None = Field(None, ge=64, le=1024)
     batch_size: int = Field(16, ge=1, le=1024)
@@ -80,11 +80,6 @@ class TrainJobOptions(_Strict):
     gpus: int = Field(1, ge=1, le=64, description="GPUs trained on data-parallel (on a server without GPUs: "
                                                    "that many CPU processes)")
 
-    @field_validator("preset")
-    @classmethod
-    def _preset(cls, value: str) -> str:
-        return _one_of(value, PRESETS, "preset")
-
     @model_validator(mode="after")
     def _ends(self) -> TrainJobOptions:
         if self.steps is None and self.time_limit is None:
@@ -95,6 +90,7 @@ class TrainJobOptions(_Strict):
 
 
 class SwapJobOptions(_Faces):
+    CHOICES = {"codec": CODEC_CHOICES, "color": COLOR_MODES, "mask": MASK_MODES, "blend": BLEND_MODES}
     direction: Literal["a2b", "b2a"] = "a2b"
     color: str = "reinhard"
     mask: str = "both"
@@ -111,26 +107,6 @@ class SwapJobOptions(_Faces):
     batch_size: int = Field(8, ge=1, le=256)
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     preview_at: float | None = Field(None, ge=0, description="swap only the frame at this second, as a PNG")
-
-    @field_validator("codec")
-    @classmethod
-    def _codec(cls, value: str) -> str:
-        return _one_of(value, CODEC_CHOICES, "codec")
-
-    @field_validator("color")
-    @classmethod
-    def _color(cls, value: str) -> str:
-        return _one_of(value, COLOR_MODES, "color")
-
-    @field_validator("mask")
-    @classmethod
-    def _mask(cls, value: str) -> str:
-        return _one_of(value, MASK_MODES, "mask")
-
-    @field_validator("blend")
-    @classmethod
-    def _blend(cls, value: str) -> str:
-        return _one_of(value, BLEND_MODES, "blend")
 
     @model_validator(mode="after")
     def _range(self) -> SwapJobOptions:

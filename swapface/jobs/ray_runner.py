@@ -6,26 +6,7 @@ database reachable from every node (PostgreSQL by URL; SQLite only on one machin
 
 from __future__ import annotations
 
-from swapface.errors import SwapfaceError
 from swapface.jobs.worker import run_job
-
-
-def connect(address: str) -> tuple[int, bool]:
-    """Join the cluster; returns how many GPUs it has, and whether this call made the connection (and
-    `disconnect` should end it: a driver left connected is killed by Ray once its cluster goes away)."""
-    try:
-        import ray
-    except ImportError:
-        raise SwapfaceError("--ray needs Ray: pip install 'swapface[cluster]'") from None
-    ours = not ray.is_initialized()
-    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-    return int(ray.cluster_resources().get("GPU", 0)), ours
-
-
-def disconnect() -> None:
-    import ray
-
-    ray.shutdown()
 
 
 class RayJob:

@@ -15,8 +15,9 @@ import threading
 import time
 from dataclasses import dataclass
 
+from swapface.cluster import cluster_gpus, connect, disconnect
 from swapface.jobs.layout import DataDir
-from swapface.jobs.ray_runner import RayJob, connect, disconnect
+from swapface.jobs.ray_runner import RayJob
 from swapface.jobs.store import Job, Store
 from swapface.jobs.worker import run_job
 
@@ -68,8 +69,8 @@ class Scheduler:
         self.ray = ray_address is not None
         self._ray_connection = False  # whether stop() ends the connection to the cluster
         if self.ray:  # GPU slots of the cluster; a job on one gets "cuda" (Ray picks the card)
-            gpus_on_cluster, self._ray_connection = connect(ray_address)
-            self.gpus = [f"{RAY_GPU}{i}" for i in range(gpus_on_cluster)]
+            self._ray_connection = connect(ray_address)
+            self.gpus = [f"{RAY_GPU}{i}" for i in range(cluster_gpus())]
         else:
             self.gpus = gpu_devices() if gpus is None else gpus
         self.threads = threads_per_job or max(1, (os.cpu_count() or 1) // self.cpu_jobs)

@@ -15,17 +15,9 @@ import threading
 import time
 from pathlib import Path
 
-PARENT_CHECK_SECONDS = 0.5
+from swapface.workers import on_parent_exit
+
 STORE_CHECK_SECONDS = 1.0
-
-
-def _stop_when_orphaned(parent: int) -> None:
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_SECONDS)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 def _stop_when_asked(store, job_id: str, finished: threading.Event) -> None:
@@ -49,8 +41,8 @@ def run_job(data_root: str, db_url: str, job_id: str, device: str, parent: int |
     """Run job `job_id` on `device`; the final state is written only if the job is still `running`
     (a cancel or pause from the API wins over a late finish). `parent`: the local server's pid, whose
     end stops the worker (None for a Ray task, which outlives no local parent)."""
-    if parent is not None:
-        _stop_when_orphaned(parent)
+    if parent is not None:  # a server gone: stop as if it asked (SIGTERM: training saves first)
+        on_parent_exit(parent, lambda: os.kill(os.getpid(), signal.SIGTERM))
     import torch
 
     torch.set_num_threads(threads)

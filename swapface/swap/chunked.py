@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from swapface.atomic import atomic_write_text
+from swapface.cluster import cluster_gpus, connection
 from swapface.errors import InputError, SwapfaceError
 from swapface.media import probe
 from swapface.media.chunks import VideoIndex, frames_from, index_video, join_pieces
@@ -128,23 +129,14 @@ def _run_local(tasks: list[PieceTask], workers: int, done: Callable[[PieceResult
 def _run_ray(tasks: list[PieceTask], address: str, done: Callable[[PieceResult], None]) -> None:
     """Ray tasks on a cluster (each asks for a GPU when the model runs on CUDA); Ray reruns a task
     whose worker was lost."""
-    try:
-        import ray
-    except ImportError:
-        raise SwapfaceError("--ray needs Ray: pip install 'swapface[cluster]'") from None
-    ours = not ray.is_initialized()  # a caller's own connection is left as it was
-    ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
-    try:
+    with connection(address) as ray:
         device = tasks[0].options.device if tasks else "cpu"
-        wants_gpu = device.startswith("cuda") or (device == "auto" and ray.cluster_resources().get("GPU", 0) > 0)
+        wants_gpu = device.startswith("cuda") or (device == "auto" and cluster_gpus() > 0)
         remote = ray.remote(num_cpus=1, num_gpus=int(wants_gpu), max_retries=3, retry_exceptions=False)(swap_piece)
         pending = [remote.remote(task) for task in tasks]
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             done(ray.get(ready[0]))
-    finally:
-        if ours:
-            ray.shutdown()
 
 
 def _fingerprint(input_path: Path, model_dir: Path, options: SwapOptions, pieces: list[Piece]) -> str:
