@@ -39,6 +39,7 @@ class OcclusionTrainOptions:
     minutes: float = 30.0
     seed: int = 0
     init: Path | None = None  # weights to start from (e.g. the shipped ones) instead of random ones
+    precision: str = "fp32"  # or "bf16": autocast, 2.5x the steps per second on a CPU with AMX
 
 
 def _jitter(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -147,7 +148,9 @@ def train_occlusion(train_clips: list[Path], val_clips: list[Path], output: Path
         x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
         y = torch.from_numpy(labels)[:, None]
         weight = 1 + (OCCLUDER_WEIGHT - 1) * torch.from_numpy(covers * (faces > 0.5))[:, None]
-        loss = _loss(net(x), y, weight)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=options.precision == "bf16"):
+            logits = net(x)
+        loss = _loss(logits.float(), y, weight)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         for group in optimiser.param_groups:  # cosine decay over the time budget
