@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from swapface.media.writer import read_synthetic_tag
+from swapface.model.config import PRESETS
 from swapface.serve.app import create_app
 from swapface.serve.config import ServeConfig
 from tests.conftest import VIDEOS
@@ -161,7 +162,7 @@ def test_job_requests_are_validated(client: TestClient) -> None:
     assert no_end.status_code == 422 and "steps or time_limit" in no_end.text
     huge = client.post("/api/jobs", json={"kind": "train", "inputs": {"a": extract_job, "b": extract_job},
                                           "options": {"preset": "huge", "steps": 5}})
-    assert huge.status_code == 422 and "preset must be one of tiny, 128" in huge.text
+    assert huge.status_code == 422 and f"preset must be one of {', '.join(PRESETS)}" in huge.text
     smudge = client.post("/api/jobs", json={"kind": "swap", "inputs": {"model": extract_job, "video": video},
                                             "options": {"blend": "smudge", "mask": "all"}})
     assert smudge.status_code == 422 and "blend must be one of" in smudge.text
