@@ -18,3 +18,10 @@ def resolve_device(name: str | None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SwapfaceError(f"device {name!r} asked for, but torch sees no CUDA GPU here")
     return device
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU runs bf16 matrix maths natively (AMX or AVX512-BF16): there bf16 autocast trains
+    2-3x faster than fp32; elsewhere it is emulated and slower. torch only offers private probes."""
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)

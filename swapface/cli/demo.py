@@ -18,7 +18,7 @@ def demo_command(
     frames: Annotated[int, typer.Option(help="Frames per demo clip.", min=8)] = 48,
     rebuild_model: Annotated[bool, typer.Option(
         "--rebuild-model", help="Train from scratch instead and write the result over the bundled demo model "
-                                "(how it was made: --rebuild-model --steps 3000).")] = False,
+                                "(how it was made: --rebuild-model --steps 6000).")] = False,
 ) -> None:
     """Animate clips from the astronaut and Grace Hopper portraits, extract, train, swap A->B, evaluate."""
     from swapface.demo import run_demo  # heavy imports only when the demo runs
@@ -33,6 +33,7 @@ def demo_command(
     table.add_row("report", str(result.report))
     table.add_row("frames swapped", f"{result.swap.frames_swapped} of {result.swap.frames}")
     table.add_row("closer to Grace Hopper than to the astronaut", f"{evaluation.closer_to_target:.0%} of frames")
+    table.add_row("sharpness (1 = as sharp as the source face)", f"{evaluation.sharpness:.2f}")
     for key in ("d_target", "d_original", "nme", "seam_colour"):
         summary = evaluation.summaries[key]
         table.add_row(f"{key} (mean / worst 5%)", f"{summary.mean:.3f} / {summary.worst5:.3f}")
