@@ -143,8 +143,11 @@ def test_a_killed_worker_has_its_piece_redone(tmp_path, long_clip):
     output = tmp_path / "out.mp4"
     process = subprocess.Popen([*SWAPFACE, "swap", str(long_clip), "-m", str(bundled_model()), "-o", str(output),
                                 "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: any(".part" in p.name for p in pieces_folder(output).glob("*")) if pieces_folder(output)
-              .exists() else False)
+    def piece_in_progress() -> bool:  # a worker writing a piece (the driver's own temporaries do not count)
+        folder = pieces_folder(output)
+        return folder.exists() and any(p.name.startswith(".piece-") and ".part" in p.name for p in folder.iterdir())
+
+    _wait_for(lambda: piece_in_progress() and _spawned_workers(process.pid))
     os.kill(_spawned_workers(process.pid)[0], signal.SIGKILL)
     _, stderr = process.communicate(timeout=900)
     assert process.returncode == 0, stderr
