@@ -26,13 +26,11 @@ from swapface.jobs.scheduler import finish_stopped_training
 from swapface.jobs.store import FINAL_STATES, JOB_KINDS, Job, Project, ProjectToken, Store, StoredFile
 from swapface.serve.auth import COOKIE, EVERYTHING, require_token, token_digest, token_matches
 from swapface.serve.config import CHUNK_LIMIT
-from swapface.serve.uploads import accept, check_label, display_name
+from swapface.serve.uploads import accept, check_declared_size, check_label, display_name, receive, too_large
 
 FACE_NAME = re.compile(r"^[A-Za-z0-9_.-]+\.png$")
 SSE_POLL_SECONDS = 0.5
 SSE_KEEPALIVE_SECONDS = 15.0
-MULTIPART_OVERHEAD = 64 * 1024
-COPY_CHUNK = 1024 * 1024
 
 public = APIRouter(prefix="/api", tags=["health"])
 api = APIRouter(prefix="/api", dependencies=[Depends(require_token)])
@@ -208,24 +206,11 @@ def upload_file(request: Request, file: Annotated[UploadFile, File()],
                 content_length: Annotated[int | None, Header()] = None) -> dict[str, Any]:
     """Upload a whole video or image (multipart field `file`); for big files use /api/uploads."""
     config, store, data = request.app.state.config, _store(request), data_dir(request)
-    if content_length is not None and content_length > config.max_upload + MULTIPART_OVERHEAD:
-        raise HTTPException(413, f"upload is larger than the server's limit of {config.max_upload} bytes")
+    check_declared_size(content_length, config.max_upload)
     row = StoredFile(project_id=_project(request, project), label=check_label(label),
                      name=display_name(file.filename), path="", kind="pending", size=0, state="uploading")
     part = data.uploads / f"{row.id}.part"
-    size = 0
-    with open(part, "wb") as out:
-        while chunk := file.file.read(COPY_CHUNK):
-            size += len(chunk)
-            if size > config.max_upload:
-                out.close()
-                part.unlink(missing_ok=True)
-                raise HTTPException(413, f"upload is larger than the server's limit of {config.max_upload} bytes")
-            out.write(chunk)
-    if size == 0:
-        part.unlink(missing_ok=True)
-        raise HTTPException(415, f"{row.name}: is empty")
-    row.received = row.size = size
+    row.received = row.size = receive(file, part, row.name, config.max_upload)
     return file_json(accept(store, data, part, row))
 
 
@@ -261,7 +246,7 @@ def start_upload(body: UploadIn, request: Request) -> dict[str, Any]:
     """Announce a file of `size` bytes; then send it in pieces with PATCH, from any offset the server has."""
     config, store, data = request.app.state.config, _store(request), data_dir(request)
     if body.size > config.max_upload:
-        raise HTTPException(413, f"upload is larger than the server's limit of {config.max_upload} bytes")
+        raise too_large(config.max_upload)
     row = StoredFile(project_id=_project(request, body.project), label=check_label(body.label),
                      name=display_name(body.name), path="", kind="pending", size=body.size, state="uploading")
     row.path = f"uploads/{row.id}.part"

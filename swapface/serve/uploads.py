@@ -13,7 +13,7 @@ import unicodedata
 from pathlib import Path
 
 import av
-from fastapi import HTTPException
+from fastapi import HTTPException, UploadFile
 from PIL import Image
 
 from swapface.errors import InputError
@@ -21,6 +21,8 @@ from swapface.jobs.layout import DataDir
 from swapface.jobs.store import Store, StoredFile
 from swapface.media import probe
 
+MULTIPART_OVERHEAD = 64 * 1024  # what a multipart body may add to the file's own bytes in Content-Length
+COPY_CHUNK = 1024 * 1024
 IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif"}
 LABEL = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
@@ -45,6 +47,35 @@ def check_label(label: str | None) -> str | None:
     if label is not None and not LABEL.match(label):
         raise HTTPException(422, "label: letters, digits, - and _ only, at most 32")
     return label
+
+
+def too_large(limit: int) -> HTTPException:
+    return HTTPException(413, f"upload is larger than the server's limit of {limit} bytes")
+
+
+def check_declared_size(content_length: int | None, limit: int) -> None:
+    """Refuse a whole-file upload (413) by its Content-Length, before any byte is read."""
+    if content_length is not None and content_length > limit + MULTIPART_OVERHEAD:
+        raise too_large(limit)
+
+
+def receive(file: UploadFile, part: Path, name: str, limit: int) -> int:
+    """Copy a whole uploaded file to `part`; returns its size. Past `limit` bytes (413) or empty (415) it is
+    refused and nothing is left at `part`."""
+    size = 0
+    try:
+        with open(part, "wb") as out:
+            while chunk := file.file.read(COPY_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise too_large(limit)
+                out.write(chunk)
+        if size == 0:
+            raise HTTPException(415, f"{name}: is empty")
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return size
 
 
 def _video_suffix(path: Path, name: str) -> str:

@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Request, UploadFile
-from fastapi.concurrency import run_in_threadpool
 
 from swapface.errors import InputError, SwapfaceError
 from swapface.provenance.verify import verify_file
 from swapface.provenance.watermark import DEFAULT_KEY
-from swapface.serve.api import COPY_CHUNK, MULTIPART_OVERHEAD, data_dir, visible_file
+from swapface.serve.api import data_dir, visible_file
 from swapface.serve.auth import require_token
-from swapface.serve.uploads import display_name, identify
+from swapface.serve.uploads import check_declared_size, display_name, identify, receive
 
 router = APIRouter(prefix="/api", tags=["verify"], dependencies=[Depends(require_token)])
 KEY_LIMIT = 200
@@ -42,33 +41,24 @@ def _verdict(path: Path, name: str, key: str) -> dict[str, Any]:
 
 
 @router.post("/verify")
-async def verify_upload(request: Request, file: Annotated[UploadFile, File()],
-                        key: Annotated[str, Form(max_length=KEY_LIMIT)] = "",
-                        content_length: Annotated[int | None, Header()] = None) -> dict[str, Any]:
+def verify_upload(request: Request, file: Annotated[UploadFile, File()],
+                  key: Annotated[str, Form(max_length=KEY_LIMIT)] = "",
+                  content_length: Annotated[int | None, Header()] = None) -> dict[str, Any]:
     """Verify an uploaded video or image (multipart field `file`); it is deleted once checked."""
     limit = request.app.state.config.max_upload
-    if content_length is not None and content_length > limit + MULTIPART_OVERHEAD:
-        raise HTTPException(413, f"upload is larger than the server's limit of {limit} bytes")
+    check_declared_size(content_length, limit)
     name = display_name(file.filename)
     part = data_dir(request).uploads / f"verify-{secrets.token_hex(8)}.part"
     try:
-        size = 0
-        with open(part, "wb") as out:
-            while chunk := await file.read(COPY_CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise HTTPException(413, f"upload is larger than the server's limit of {limit} bytes")
-                out.write(chunk)
-        if size == 0:
-            raise HTTPException(415, f"{name}: is empty")
+        receive(file, part, name, limit)
         try:
-            _, suffix = await run_in_threadpool(identify, part, name)
+            _, suffix = identify(part, name)
         except InputError as exc:
             raise HTTPException(415, f"{name}: {exc.problem}") from None
         named = part.with_suffix(suffix)  # the C2PA reader knows a file's format by its suffix
         os.replace(part, named)
         part = named
-        return await run_in_threadpool(_verdict, part, name, key)
+        return _verdict(part, name, key)
     finally:
         part.unlink(missing_ok=True)
 
