@@ -22,6 +22,7 @@ from swapface.faces import AlignSpec
 from swapface.faceset.extract import ExtractOptions, extract
 from swapface.modeldir import load_model, read_config_json, save_model
 from swapface.swap.pipeline import SwapOptions, SwapStats, swap_media
+from swapface.train.augment import AugmentOptions
 from swapface.train.loop import TrainOptions, TrainResult, train
 
 DEMO_MODEL = "demo_model"  # folder inside swapface/assets holding the bundled model (config + weights)
@@ -64,8 +65,10 @@ def run_demo(output: Path, steps: int = 150, frames: int = 48, rebuild: bool = F
     init = None if rebuild else bundled_model()
     say(f"3/4 training {'from scratch' if rebuild else 'from the bundled demo model'} for {steps} steps")
     # A rebuild ends DeepFaceLab's way: the last fifth without random warp and with the PatchGAN, for detail.
+    # A fine-tune starts where that phase ended: random warp again would blur what it sharpened.
     options = TrainOptions(preset=PRESET, batch_size=8, steps=steps, init_from=init,
                            precision="bf16" if cpu_has_fast_bf16() else None, late_phase=0.2 if rebuild else 0.0,
+                           augment=AugmentOptions() if rebuild else AugmentOptions(warp=0.0),
                            preview_every=max(steps // 4, 1), save_every=max(steps // 2, 1), snapshot_every=0)
     training = train(facesets["astronaut"], facesets["grace_hopper"], model_dir, options, message=say)
     if rebuild:

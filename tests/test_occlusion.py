@@ -29,7 +29,7 @@ from tests.conftest import VIDEOS
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "swapface" / "assets" / "demo_model"
 FRAMES, COVERED = 16, range(4, 16)  # frames of vrt_4 used, and those with the object over the face
 UNCHANGED = 8  # grey levels: what still counts as an unchanged pixel (blending's low bands reach this far)
-MEASURED_IOU, MEASURED_KEPT = 0.66, 0.76  # floors under what the shipped weights measured: 0.696, 0.776
+MEASURED_IOU = 0.66  # a floor under what the shipped weights measured: 0.696
 
 
 
@@ -123,15 +123,15 @@ def test_occlusion_mask_finds_much_of_the_object(ious):
 
 
 @pytest.mark.slow
-def test_swap_keeps_more_of_the_object_and_still_swaps_the_visible_face(swaps):
+def test_swap_leaves_the_object_alone_and_still_swaps_the_visible_face(swaps):
+    """Issue 12's bar: at least 90% of the object's pixels unchanged (without the net it is pasted over)."""
     kept, swapped = swaps["hull+occlusion"]
-    assert kept >= MEASURED_KEPT and kept > swaps["both"][0] + 0.03, swaps  # without the net: pasted over
+    assert kept >= 0.9 and kept > swaps["both"][0] + 0.2, swaps
     assert swapped >= 0.5, swaps  # the visible face really is replaced (the demo model is another person)
 
 
 @pytest.mark.slow
 @pytest.mark.xfail(reason="issue 12's bar; the CPU-trained network does not reach it yet (docs/benchmarks.md)",
                    strict=True)
-def test_acceptance_iou_and_object_kept(ious, swaps):
+def test_acceptance_mask_iou(ious):
     assert np.mean(ious) >= 0.8
-    assert swaps["hull+occlusion"][0] >= 0.9

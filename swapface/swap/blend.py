@@ -52,8 +52,9 @@ def pyramid_levels(height: int, width: int) -> int:
 
 
 def paste_face(frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np.ndarray,
-               mode: str = "laplacian") -> tuple[int, int, int, int] | None:
-    """Blend `face` (RGB uint8 crop) into `frame` (in place) where `mask` (float crop) is on.
+               mode: str = "laplacian", keep: np.ndarray | None = None) -> tuple[int, int, int, int] | None:
+    """Blend `face` (RGB uint8 crop) into `frame` (in place) where `mask` (float crop) is on, leaving
+    the frame as it was where `keep` (float crop, optional: occluders in front of the face) is on.
 
     Returns the frame region that was touched (None when the mask is empty or off-frame); pixels
     outside it are left exactly as they were.
@@ -80,6 +81,9 @@ def paste_face(frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np
         out = cv2.add(background, laplacian_blend(difference, alpha), dtype=cv2.CV_8U)
     else:
         out = poisson_blend(foreground, background, alpha)
+    if keep is not None:
+        kept = warp_to_region(keep.astype(np.float32), matrix, region)
+        out = cv2.blendLinear(background, out, kept, 1.0 - kept)
     frame[y0:y1, x0:x1] = out
     return region
 

@@ -272,10 +272,10 @@ class FaceSwapper:
                    rgb: np.ndarray, learned: np.ndarray) -> None:
         o, size = self.options, self.spec.size
         crop_landmarks = transform_points(face.landmarks, matrix)
-        mask = face_mask(o.mask, learned, crop_landmarks, size, crop_pixels(o.erode, size), crop_pixels(o.blur, size),
-                         crop)
+        mask, keep = face_mask(o.mask, learned, crop_landmarks, size, crop_pixels(o.erode, size),
+                               crop_pixels(o.blur, size), crop)
         rgb = transfer_color(rgb, crop, mask, o.color)
-        paste_face(pending.image, rgb, mask, matrix, o.blend)
+        paste_face(pending.image, rgb, mask, matrix, o.blend, keep)
         if self.watermark is not None:
             self.watermark(pending.image, face.bbox)
         if self.patches is not None:
