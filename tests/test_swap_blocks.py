@@ -6,12 +6,16 @@ import cv2
 import numpy as np
 import pytest
 
+from swapface.errors import SwapfaceError
+from swapface.eval.metrics import high_frequency_energy
 from swapface.faces import AlignSpec, alignment_matrix, crop_face, make_backend, transform_points
 from swapface.faces.masks import hull_mask
 from swapface.media import open_media
 from swapface.swap.blend import BLEND_MODES, paste_face
 from swapface.swap.color import transfer_color
 from swapface.swap.masks import crop_pixels, face_mask
+from swapface.swap.pipeline import SwapOptions
+from swapface.swap.sharpen import SHARPEN_RADIUS, sharpen
 from swapface.swap.smoothing import OneEuroFilter, landmark_filter
 from swapface.swap.tracking import FaceTracker
 
@@ -100,6 +104,18 @@ def test_kept_pixels_stay_exactly_as_they_were(face, mode: str) -> None:
             assert changed.max() > 8 or mode != "laplacian"  # what `keep` is for: the coarse bands reach in
         else:
             assert changed.max() == 0, mode
+
+
+def test_sharpening_adds_detail_and_zero_changes_nothing(face) -> None:
+    image, landmarks = face
+    _, crop, mask = _crop_and_mask(image, landmarks)
+    soft = cv2.GaussianBlur(crop, (0, 0), 1.5)
+    energy = {amount: high_frequency_energy(sharpen(soft, amount, crop_pixels(SHARPEN_RADIUS, 128)), mask)
+              for amount in (0.0, 0.5, 1.0)}
+    assert energy[0.0] < energy[0.5] < energy[1.0] and energy[1.0] > 1.4 * energy[0.0], energy
+    assert sharpen(soft, 0.0, 1.0) is soft
+    with pytest.raises(SwapfaceError, match="--sharpen"):
+        SwapOptions(sharpen=-1)
 
 
 @pytest.mark.parametrize("mode", ["reinhard", "histogram"])

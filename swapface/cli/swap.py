@@ -61,6 +61,9 @@ def swap_command(
         help="Feather the mask edge over this many pixels of a face 256 px across.", min=0)] = 12.0,
     blend: Annotated[str, typer.Option(
         help=f"Blending: {', '.join(BLEND_MODES)} (multi-band pyramid; gradient-domain; alpha).")] = "laplacian",
+    sharpen: Annotated[float, typer.Option(
+        help="Unsharp mask on the generated face before pasting (0 off; 0.5-1 brings a soft model's face "
+             "closer to the footage's crispness).", min=0)] = 0.0,
     smooth: Annotated[float, typer.Option(
         help="Temporal smoothing of landmarks (One-Euro filter): 0 off, 1 default, higher steadier.",
         min=0)] = 1.0,
@@ -136,7 +139,8 @@ def swap_command(
         target = reference_embedding(reference) if reference is not None else None
         options = SwapOptions(
             direction=direction, reference=target, max_distance=max_distance, color=color, mask=mask,
-            erode=erode, blur=blur, blend=blend, smooth=smooth, backend=backend, detector=detector, min_face=min_face,
+            erode=erode, blur=blur, blend=blend, sharpen=sharpen, smooth=smooth, backend=backend, detector=detector,
+            min_face=min_face,
             detect_every=detect_every, detect_workers=detect_workers, batch_size=batch_size, device=device,
             precision=precision, allow_no_faces=allow_no_faces,
             start=start, end=end, video=VideoSettings(codec=codec, crf=crf, preset=preset), patches=patches,

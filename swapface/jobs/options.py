@@ -93,10 +93,11 @@ class SwapJobOptions(_Faces):
     CHOICES = {"codec": CODEC_CHOICES, "color": COLOR_MODES, "mask": MASK_MODES, "blend": BLEND_MODES}
     direction: Literal["a2b", "b2a"] = "a2b"
     color: str = "reinhard"
-    mask: str = "both"
+    mask: str = "all"
     blend: str = "laplacian"
     erode: float = 4.0
     blur: float = Field(12.0, ge=0)
+    sharpen: float = Field(0.0, ge=0, le=4)
     smooth: float = Field(1.0, ge=0)
     crf: int = Field(18, ge=0, le=63)
     codec: str = "auto"

@@ -182,7 +182,8 @@ def run_swap(store: Store, data: DataDir, job: Job, device: str, report: Reporte
         frame = 1 / float(info.fps) if info.fps else 0.04
         start, end = o.preview_at, o.preview_at + frame
     options = SwapOptions(direction=o.direction, color=o.color, mask=o.mask, erode=o.erode, blur=o.blur,
-                          blend=o.blend, smooth=o.smooth, backend=o.backend, detector=o.detector, min_face=o.min_face,
+                          blend=o.blend, sharpen=o.sharpen, smooth=o.smooth, backend=o.backend, detector=o.detector,
+                          min_face=o.min_face,
                           detect_every=o.detect_every, batch_size=o.batch_size, device=device,
                           precision=o.precision, start=start, end=end,
                           video=VideoSettings(codec=o.codec, crf=o.crf))

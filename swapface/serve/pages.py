@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlmodel import select
 
+from swapface.jobs.options import SwapJobOptions
 from swapface.jobs.store import Project
 from swapface.model.config import PRESETS
 from swapface.serve.auth import EVERYTHING, scope_of
@@ -49,7 +50,7 @@ def project_page(project_id: str, request: Request) -> Response:
         return templates.TemplateResponse(request, "missing.html", {"title": "Not found"}, status_code=404)
     return templates.TemplateResponse(request, "project.html", {
         "title": project.name, "project": project, "presets": list(PRESETS), "blends": BLEND_MODES,
-        "colors": COLOR_MODES, "masks": MASK_MODES})
+        "colors": COLOR_MODES, "masks": MASK_MODES, "swap_defaults": SwapJobOptions()})
 
 
 @router.get("/verify", response_class=HTMLResponse)

@@ -58,6 +58,7 @@ from swapface.swap.blend import BLEND_MODES, paste_face
 from swapface.swap.color import COLOR_MODES, transfer_color
 from swapface.swap.detect_ahead import DetectAhead
 from swapface.swap.masks import MASK_MODES, crop_pixels, face_mask
+from swapface.swap.sharpen import SHARPEN_RADIUS, sharpen
 from swapface.swap.tracking import FaceTracker, TrackedFace
 
 DIRECTIONS = {"a2b": "b", "b2a": "a"}  # input shows A -> render with B's decoder, and back
@@ -75,6 +76,7 @@ class SwapOptions:
     erode: float = 4.0  # px of a face 256 px across (scales with the face)
     blur: float = 12.0
     blend: str = "laplacian"
+    sharpen: float = 0.0  # unsharp mask on the generated face (0 off; 0.5-1 for soft models)
     smooth: float = 1.0
     backend: str | None = None  # None: the backend that made the model's facesets (see modeldir.face_backend)
     detector: str | None = None  # None: the backend's default
@@ -108,6 +110,8 @@ class SwapOptions:
                 raise SwapfaceError(f"--{name} must be one of {', '.join(allowed)}, got {value!r}")
         if self.start < 0:
             raise SwapfaceError("--start must not be negative")
+        if self.sharpen < 0:
+            raise SwapfaceError(f"--sharpen must not be negative, got {self.sharpen}")
 
 
 class StageTimes:
@@ -274,7 +278,7 @@ class FaceSwapper:
         crop_landmarks = transform_points(face.landmarks, matrix)
         mask, keep = face_mask(o.mask, learned, crop_landmarks, size, crop_pixels(o.erode, size),
                                crop_pixels(o.blur, size), crop)
-        rgb = transfer_color(rgb, crop, mask, o.color)
+        rgb = transfer_color(sharpen(rgb, o.sharpen, crop_pixels(SHARPEN_RADIUS, size)), crop, mask, o.color)
         paste_face(pending.image, rgb, mask, matrix, o.blend, keep)
         if self.watermark is not None:
             self.watermark(pending.image, face.bbox)

@@ -267,8 +267,8 @@ async function updateCurves(job) {
 
 // -- swap and report -------------------------------------------------------------------------------
 function swapOptions(form) {
-  const options = { direction: form.elements.direction.value, blend: form.elements.blend.value, color: form.elements.color.value, mask: form.elements.mask.value };
-  return options;
+  return { direction: form.elements.direction.value, blend: form.elements.blend.value, color: form.elements.color.value,
+           mask: form.elements.mask.value, sharpen: Number(form.elements.sharpen.value || 0) };
 }
 
 function setUpSwap() {
