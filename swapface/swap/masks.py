@@ -81,8 +81,7 @@ def face_mask(mode: str, learned: np.ndarray | None, crop_landmarks: np.ndarray,
     # Kept: what is not visible face, grown by the occluder edge's feather (the feather's pixels then stay
     # as they were: that edge is real), inside the face by any part's account, weighted by how far inside
     # (the outline's own feather, where the face ends anyway, still blends as before).
-    inside = parts[0] if len(parts) == 1 else np.maximum.reduce(parts)
-    inside = erode_and_blur(inside, erode_px, blur_px)
+    inside = outline if len(parts) == 1 else erode_and_blur(np.maximum.reduce(parts), erode_px, blur_px)
     return BlendMask(outline * sharp, inside * (1.0 - erode_and_blur(visible, edge_erode + edge_blur, edge_blur)))
 
 
