@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The GPU benchmarks in one command, for a single H100/H200 machine that has torch, numpy and OpenCV, no
-# network and none of our other dependencies. CARRY is the folder bench/gpu_carry.py builds (<= 64 MiB:
-# wheels and pre-extracted 128 px facesets); OUT (default ./gpu-out) receives the logs and the held-out
-# outputs. Two runs of at most 10 minutes each:
+# network and none of our other dependencies. CARRY is the folder bench/gpu_carry.py builds (wheels and
+# pre-extracted 128 px facesets; with the repository <= 64 MiB); OUT (default ./gpu-out) receives the logs and
+# the held-out outputs (one file per direction, each under 16 MiB). Two runs of at most 10 minutes each
+# (QUALITY_MINUTES shortens the second):
 #
 #   bench/gpu.sh CARRY 1 [OUT]   # training benchmark (ours vs the classic, 128/256 px, bf16) + swap model stage
 #   bench/gpu.sh CARRY 2 [OUT]   # the quality protocol: 128 preset at 128 px, batch 64, 8.5 minutes of training
 #
 # dlib (and its 95 MiB landmark model) does not travel, so run 2 saves the model's held-out outputs and
 # prints what needs no face analysis (steps, PSNR, sharpness); score the rest back home, by the same scorer:
-#   python bench/quality.py --score-outputs OUT/heldout.npz --facesets-from CARRY/facesets --max-faces 256
+#   python bench/quality.py --score-outputs OUT/heldout --facesets-from CARRY/facesets --max-faces 256
 set -euo pipefail
 CARRY=$(cd "${1:?usage: bench/gpu.sh CARRY 1|2 [OUT]}" && pwd)
 PART=${2:?usage: bench/gpu.sh CARRY 1|2 [OUT]}
@@ -27,6 +28,13 @@ BATCH=${BATCH:-64}
 DEPS=$(mktemp -d)
 for wheel in "$CARRY"/wheels/*.whl; do "$PY" -m zipfile -e "$wheel" "$DEPS"; done
 export PYTHONPATH="$DEPS:$REPO:$REPO/bench${PYTHONPATH:+:$PYTHONPATH}"
+# PyAV, OpenImageIO and OpenColorIO do not travel (too large); stand-ins let the modules that import them load.
+STUBS=$(mktemp -d)
+cp "$REPO/bench/gpu_stubs/missing.py" "$STUBS"
+for module in av OpenImageIO PyOpenColorIO; do
+    "$PY" -c "import $module" 2>/dev/null || cp -r "$REPO/bench/gpu_stubs/$module" "$STUBS"
+done
+export PYTHONPATH="$PYTHONPATH:$STUBS"
 cd "$REPO"
 if [ "$DEVICE" = cuda ]; then
     "$PY" -c "import torch; assert torch.cuda.is_available(), 'no CUDA'; print(torch.__version__, torch.cuda.get_device_name())"
@@ -42,7 +50,7 @@ case "$PART" in
 2)
     "$PY" bench/quality.py --device "$DEVICE" --precision bf16 --preset 128 --batch-size "$BATCH" --minutes "$MINUTES" \
         --facesets-from "$F" --work /tmp/swapface-gpu --model-dir /tmp/swapface-gpu/model --fresh --max-faces "$MAX_FACES" \
-        --outputs-to "$OUT/heldout.npz" ${QUALITY_ARGS:-} 2>&1 | tee "$OUT/quality.log"
+        --outputs-to "$OUT/heldout" ${QUALITY_ARGS:-} 2>&1 | tee "$OUT/quality.log"
     ;;
 *)
     echo "part must be 1 or 2" >&2

@@ -129,22 +129,28 @@ def write_outputs(model_dir: Path, held: dict[str, Path], args: argparse.Namespa
             sharp = sharpness_ratio(list(out), masks, list(real.crops), real_masks)
             quality = f", PSNR {psnr(out, identity_faces.crops):.2f} dB" if source == to else ""
             lines.append(f"{source}->{to}: sharpness {sharp:.2f}{quality}")
-    meta = json.dumps({"steps": step, "resolution": config.resolution, "coverage": config.coverage,
-                       "max_faces": args.max_faces, "batch_size": args.batch_size, "minutes": args.minutes})
-    np.savez_compressed(args.outputs_to, meta=np.array(meta), **arrays)
+    # One file per direction: the device tool brings back files of at most 16 MiB each.
+    args.outputs_to.mkdir(parents=True, exist_ok=True)
+    for name, out in arrays.items():
+        np.savez_compressed(args.outputs_to / f"{name}.npz", outputs=out)
+    (args.outputs_to / "meta.json").write_text(json.dumps({
+        "steps": step, "resolution": config.resolution, "coverage": config.coverage, "max_faces": args.max_faces,
+        "batch_size": args.batch_size, "minutes": args.minutes}))
     print(f"{step} steps; " + "; ".join(lines) + f"; outputs in {args.outputs_to}: score them with dlib elsewhere "
-          "(python bench/quality.py --score-outputs FILE --facesets-from CARRY/facesets)")
+          "(python bench/quality.py --score-outputs FOLDER --facesets-from CARRY/facesets)")
 
 
 def score_outputs(held: dict[str, Path], args: argparse.Namespace,
                   references: dict[str, np.ndarray]) -> tuple[int, list[DirectionScores]]:
     """Score outputs that `--outputs-to` saved on another machine, by the same scorer."""
-    saved = np.load(args.score_outputs)
-    meta = json.loads(str(saved["meta"]))
+    meta = json.loads((args.score_outputs / "meta.json").read_text())
     faces = {k: held_out_faces(p, k, meta["resolution"], meta["coverage"], meta["max_faces"]) for k, p in held.items()}
     backend = make_backend("dlib")
+    def saved(source: str, to: str) -> np.ndarray:
+        return np.load(args.score_outputs / f"{source}2{to}.npz")["outputs"]
+
     return meta["steps"], [score_direction(None, faces[source], to, references, backend, real_faces=faces[to],
-                                           outputs=saved[f"{source}2{to}"]) for source in faces for to in faces]
+                                           outputs=saved(source, to)) for source in faces for to in faces]
 
 
 def classic_run(train_sets: dict[str, Path], held: dict[str, Path], args: argparse.Namespace,
@@ -193,8 +199,8 @@ def main() -> None:
     parser.add_argument("--score-only", action="store_true", help="score the model dir as it is, no training")
     parser.add_argument("--facesets-from", type=Path, help="use the prepared a-/b-train and -held facesets in this "
                                                           "folder (bench/gpu_carry.py), no extraction")
-    parser.add_argument("--outputs-to", type=Path, help="no dlib here: save the held-out outputs (.npz) instead of "
-                                                        "scoring them")
+    parser.add_argument("--outputs-to", type=Path, help="no dlib here: save the held-out outputs (a folder of "
+                                                        ".npz files) instead of scoring them")
     parser.add_argument("--score-outputs", type=Path, help="score outputs saved by --outputs-to; no training")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--model", choices=["swapface", "classic"], default="swapface")
