@@ -28,7 +28,8 @@ def test_resolutions_give_full_size_outputs(resolution: int) -> None:
 def test_1024_constructs_and_presets_are_distinct() -> None:
     big = SwapAutoencoder(preset("512", resolution=1024))
     assert big.config.latent_side == 16
-    out = big.decode(torch.zeros(1, big.config.latent_channels, 16, 16), "a")[0]
+    channels = big.config.latent_channels + big.config.dense_channels  # the dense code rides as extra channels
+    out = big.decode(torch.zeros(1, channels, 16, 16), "a")[0]
     assert out.shape == (1, 3, 1024, 1024)
     assert {c.resolution for c in PRESETS.values()} == {64, 128, 256, 512}
 

@@ -53,7 +53,8 @@ class ModelConfig:
             raise SwapfaceError("widths and latent_channels must be positive")
         cells = (self.resolution // self.latent_stride) ** 2
         if self.dense_dims < 0 or self.dense_dims % cells:
-            raise SwapfaceError(f"dense_dims must be a multiple of the latent's {cells} cells, got {self.dense_dims}")
+            raise SwapfaceError(f"dense_dims must be a multiple of the latent's {cells} cells, got {self.dense_dims} "
+                                "(at another resolution, choose the preset made for it or another --dense-dims)")
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -104,18 +105,23 @@ PRESETS: dict[str, ModelConfig] = {
     # step of 8 + 8 faces on one CPU thread in bf16.
     "small": ModelConfig(resolution=128, base_width=32, max_width=128, latent_channels=32, latent_stride=16,
                          encoder_blocks=1, decoder_blocks=1, dense_dims=128),
-    # Real work. All three have an 8x8 spatial latent; a training step (forward + backward) costs
-    # 34 / 40 / 64 GFLOP per image at 128 / 256 / 512 px (the classic 4x4-bottleneck model: 27 / 85 / 311).
-    "128": ModelConfig(resolution=128, base_width=64, max_width=512, latent_channels=32, latent_stride=16),
+    # Real work. All three have an 8x8 spatial latent and a 256-number dense bottleneck beside it (on the
+    # H200 the 128 preset without it swapped mush: decoder B had never seen A's codes; see docs/benchmarks.md);
+    # about 74 M parameters. A training step (forward + backward) costs 34 / 40 / 64 GFLOP per image at
+    # 128 / 256 / 512 px without the bottleneck (the classic 4x4-bottleneck model: 27 / 85 / 311).
+    "128": ModelConfig(resolution=128, base_width=64, max_width=512, latent_channels=32, latent_stride=16,
+                       dense_dims=256),
     "256": ModelConfig(resolution=256, base_width=64, max_width=512, latent_channels=64, latent_stride=32,
-                       stem_stride=4),
+                       stem_stride=4, dense_dims=256),
     "512": ModelConfig(resolution=512, base_width=64, max_width=512, latent_channels=64, latent_stride=64,
-                       stem_stride=8),
+                       stem_stride=8, dense_dims=256),
 }
 
 
-def preset(name: str, resolution: int | None = None, coverage: str | None = None) -> ModelConfig:
-    """A preset, optionally at another resolution (the latent keeps its stride) or crop coverage."""
+def preset(name: str, resolution: int | None = None, coverage: str | None = None,
+           dense_dims: int | None = None) -> ModelConfig:
+    """A preset, optionally at another resolution (the latent keeps its stride), crop coverage or dense
+    bottleneck size (0: none)."""
     if name not in PRESETS:
         raise SwapfaceError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     config = PRESETS[name]
@@ -127,4 +133,6 @@ def preset(name: str, resolution: int | None = None, coverage: str | None = None
         changes.update(resolution=resolution, latent_stride=stride, stem_stride=max(2, min(stem, stride // 4)))
     if coverage is not None:
         changes["coverage"] = coverage
+    if dense_dims is not None:
+        changes["dense_dims"] = dense_dims
     return config.replace(**changes)

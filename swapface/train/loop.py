@@ -198,9 +198,7 @@ class Trainer:
                 raise InputError(self.model_dir, f"holds a {config.resolution} px model; cannot resume it at "
                                                  f"{options.resolution} px")
         else:
-            config = preset(options.preset, options.resolution, coverage)
-            if options.dense_dims is not None:
-                config = config.replace(dense_dims=options.dense_dims)
+            config = preset(options.preset, options.resolution, coverage, options.dense_dims)
         if config.coverage != coverage:
             raise InputError(self.model_dir, f"model was trained on '{config.coverage}' crops, the facesets "
                                              f"hold '{coverage}' crops")
