@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from swapface.jobs.options import SwapJobOptions
 from swapface.media.writer import read_synthetic_tag
 from swapface.model.config import PRESETS
 from swapface.serve.app import create_app
 from swapface.serve.config import ServeConfig
+from swapface.swap.pipeline import SwapOptions
 from tests.conftest import VIDEOS
 from tests.serve_helpers import TOKEN, Server, submit, upload, wait_for
 
@@ -391,3 +393,13 @@ def test_a_project_token_reaches_its_project_only(client: TestClient) -> None:
     assert client.post("/api/projects", headers=as_project, json={"name": "x"}).status_code == 403
     assert client.post(f"/api/projects/{other}/tokens", headers=as_project).status_code == 403
     assert len(client.get("/api/files").json()) == 2  # the server's token still sees everything
+
+
+def test_swap_job_defaults_are_the_swap_commands_defaults():
+    """The job schema repeats SwapOptions' defaults (it must load without torch): a job left at its defaults
+    swaps as `swapface swap` does."""
+    job, command = SwapJobOptions(), SwapOptions()
+    shared = ("direction", "color", "mask", "erode", "blur", "blend", "sharpen", "smooth", "min_face",
+              "detect_every", "batch_size", "precision", "start", "end")
+    assert {n: getattr(job, n) for n in shared} == {n: getattr(command, n) for n in shared}
+    assert (job.codec, job.crf) == (command.video.codec, command.video.crf)
