@@ -118,7 +118,7 @@ def test_sharpening_adds_detail_and_zero_changes_nothing(face) -> None:
         SwapOptions(sharpen=-1)
 
 
-@pytest.mark.parametrize("mode", ["reinhard", "histogram"])
+@pytest.mark.parametrize("mode", ["reinhard", "light", "histogram"])
 def test_colour_transfer_matches_the_target_inside_the_mask(face, mode: str) -> None:
     image, landmarks = face
     _, crop, mask = _crop_and_mask(image, landmarks)
@@ -129,6 +129,35 @@ def test_colour_transfer_matches_the_target_inside_the_mask(face, mode: str) -> 
     after = np.abs(fixed[inside].mean(0) - crop[inside].mean(0)).max()
     assert before > 15 and after < 3, (before, after)
     assert np.array_equal(transfer_color(cast, crop, mask, "none"), cast)
+
+
+def test_light_mode_moves_the_light_and_keeps_the_detail(face) -> None:
+    """The same real face lit from the left replaces one lit from the right: "light" carries the target's
+    light across the face (which Reinhard cannot: both have the same mean), and keeps the face's own
+    detail."""
+    image, landmarks = face
+    _, crop, mask = _crop_and_mask(image, landmarks)
+    ramp = np.linspace(0.6, 1.4, crop.shape[1])[None, :, None]
+    lit_right = np.clip(crop * ramp, 0, 255).astype(np.uint8)
+    lit_left = np.clip(crop * ramp[:, ::-1], 0, 255).astype(np.uint8)
+    inside = mask > 0.5
+
+    def left_minus_right(rgb: np.ndarray) -> float:
+        grey = rgb.astype(float).mean(2)
+        half = crop.shape[1] // 2
+        return grey[:, :half][inside[:, :half]].mean() - grey[:, half:][inside[:, half:]].mean()
+
+    def detail(rgb: np.ndarray) -> np.ndarray:
+        grey = rgb.astype(np.float32).mean(2)
+        return (grey - cv2.GaussianBlur(grey, (0, 0), 2))[inside]
+
+    relit = transfer_color(lit_left, lit_right, mask, "light")
+    flat = transfer_color(lit_left, lit_right, mask, "reinhard")
+    target, before = left_minus_right(lit_right), left_minus_right(lit_left)
+    assert before - target > 30  # the two lights really differ (grey levels, left half minus right half)
+    error, reinhard_error = abs(left_minus_right(relit) - target), abs(left_minus_right(flat) - target)
+    assert error < 0.25 * (before - target) and error < 0.5 * reinhard_error, (before, target, error, reinhard_error)
+    assert np.corrcoef(detail(relit), detail(lit_left))[0, 1] > 0.9
 
 
 def test_mask_modes_erode_and_scale(face) -> None:

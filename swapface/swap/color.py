@@ -9,8 +9,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-COLOR_MODES = ("reinhard", "histogram", "none")
+COLOR_MODES = ("reinhard", "light", "histogram", "none")
 MIN_MASK_PIXELS = 16
+SHADING_SIGMA = 0.08  # of the crop's side: blurs features away, keeps the light's direction and falloff
 
 
 def transfer_color(face: np.ndarray, target: np.ndarray, mask: np.ndarray, mode: str = "reinhard") -> np.ndarray:
@@ -22,6 +23,8 @@ def transfer_color(face: np.ndarray, target: np.ndarray, mask: np.ndarray, mode:
         return face
     if mode == "reinhard":
         return reinhard(face, target, inside)
+    if mode == "light":
+        return match_shading(reinhard(face, target, inside), target, inside)
     if mode == "histogram":
         return match_histograms(face, target, inside)
     raise ValueError(f"colour mode must be one of {', '.join(COLOR_MODES)}, got {mode!r}")
@@ -51,3 +54,27 @@ def match_histograms(face: np.ndarray, target: np.ndarray, inside: np.ndarray) -
         lut = np.interp(src_cdf, dst_cdf, np.arange(256))
         out[..., c] = np.clip(lut + 0.5, 0, 255).astype(np.uint8)[face[..., c]]
     return out
+
+
+def _masked_blur(channel: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of `channel` that only averages where `weight` is on (normalised convolution), so
+    the background next to the face does not bleed into its edge."""
+    num = cv2.GaussianBlur(channel * weight, (0, 0), sigma)
+    den = cv2.GaussianBlur(weight, (0, 0), sigma)
+    return num / np.maximum(den, 1e-3)
+
+
+def match_shading(face: np.ndarray, target: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """Give the face the target's light: replace the face's large-scale lightness (L*, blurred well past
+    the size of eyes and mouth) with the target's, keeping the face's own detail.
+
+    A global transfer (Reinhard, histograms) matches the mean and spread but not where the light comes
+    from: a face lit from the left pasted into a shot lit from the right keeps its own shadows."""
+    sigma = SHADING_SIGMA * face.shape[0]
+    weight = inside.astype(np.float32)
+    src = cv2.cvtColor(face.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    dst = cv2.cvtColor(target.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    shift = _masked_blur(dst[..., 0], weight, sigma) - _masked_blur(src[..., 0], weight, sigma)
+    src[..., 0] = np.clip(src[..., 0] + shift * weight, 0, 100)
+    rgb = cv2.cvtColor(src, cv2.COLOR_LAB2RGB)
+    return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
