@@ -247,17 +247,19 @@ class MediaPipeBackend:
         points = points.reshape(468, 3)[:, :2]
         return _to_image(points, matrix), float(1 / (1 + np.exp(-presence.ravel()[0])))
 
-    def _mesh_refined(self, image: np.ndarray, centre: np.ndarray, size: float, angle: float) -> np.ndarray | None:
+    def _mesh_refined(self, image: np.ndarray, centre: np.ndarray, size: float, angle: float,
+                      irises: bool = True) -> np.ndarray | None:
         """Mesh from a rough ROI, then again from the ROI its own points give (MediaPipe's tracking
         ROI: their box, turned by the eye line, 1.5x): the second fit no longer depends on the rough
-        box, which steadies the points from frame to frame. Adds the irises; None if no face."""
+        box, which steadies the points from frame to frame. Adds the irises (unless told not to: the
+        68-point view has none); None if no face."""
         mesh, presence = self._mesh(image, centre, size, angle)
         if presence < MESH_MIN_PRESENCE:
             return None
         mesh, presence = self._mesh(image, *self._roi_from_mesh(mesh))
         if presence < MESH_MIN_PRESENCE:
             return None
-        return np.concatenate([mesh, self._irises(image, mesh)])
+        return np.concatenate([mesh, self._irises(image, mesh)]) if irises else mesh
 
     @staticmethod
     def _roi_from_mesh(mesh: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -293,11 +295,12 @@ class MediaPipeBackend:
         return self._mesh_refined(image, (bbox[:2] + bbox[2:]) / 2, 1.5 * float((bbox[2:] - bbox[:2]).max()), 0.0)
 
     def landmarks(self, image: np.ndarray, bbox: np.ndarray) -> np.ndarray:
-        dense = self.dense_landmarks(image, bbox)
-        if dense is None:  # no face: the rough fit still answers, and the caller's shape check rejects it
-            bbox = np.asarray(bbox, np.float64)
-            dense, _ = self._mesh(image, (bbox[:2] + bbox[2:]) / 2, 1.5 * float((bbox[2:] - bbox[:2]).max()), 0.0)
-        return dense[MESH_TO_68]
+        bbox = np.asarray(bbox, np.float64)
+        roi = (bbox[:2] + bbox[2:]) / 2, 1.5 * float((bbox[2:] - bbox[:2]).max()), 0.0
+        mesh = self._mesh_refined(image, *roi, irises=False)
+        if mesh is None:  # no face: the rough fit still answers, and the caller's shape check rejects it
+            mesh, _ = self._mesh(image, *roi)
+        return mesh[MESH_TO_68]
 
     # -- identity (dlib's ResNet: it compares faces across backends) -------------------------------
 

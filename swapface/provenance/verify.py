@@ -16,7 +16,7 @@ from swapface.errors import InputError, SwapfaceError
 from swapface.media import open_media, probe
 from swapface.media.writer import SYNTHETIC_KEY, read_tags
 from swapface.provenance.credentials import CREDENTIALS_TAG, SWAPFACE_ASSERTION, mime_type
-from swapface.provenance.watermark import DEFAULT_KEY, WatermarkDetector
+from swapface.provenance.watermark import DEFAULT_KEY, MARK_BACKEND, WatermarkDetector
 
 SAMPLE_FRAMES = 24  # frames spread over the clip that the watermark detector looks at
 DETECT_SIDE = 640  # frames are searched for faces at about this size (landmarks at full size)
@@ -117,12 +117,13 @@ def _sample(path: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
-def pool_watermark(path: str | Path, frames: int = SAMPLE_FRAMES) -> WatermarkDetector:
+def pool_watermark(path: str | Path, frames: int = SAMPLE_FRAMES, backend_name: str = MARK_BACKEND
+                   ) -> WatermarkDetector:
     """The watermark evidence of the faces in `frames` frames spread over the file, ready to score."""
     from swapface.faces import make_backend
 
     detector = WatermarkDetector()
-    backend = make_backend("dlib", detector="hog", min_face=40, min_score=0.0)
+    backend = make_backend(backend_name, min_face=40)
     for image in _sample(Path(path), frames):
         detector.add_frame(image, backend, detect_scale=min(1.0, DETECT_SIDE / max(image.shape[:2])))
     return detector

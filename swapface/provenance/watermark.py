@@ -30,10 +30,14 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from swapface.faces import AlignSpec, FaceBackend, alignment_matrix, crop_face
+from swapface.faces import DEFAULT_BACKEND, AlignSpec, FaceBackend, alignment_matrix, crop_face
 from swapface.faces.align import is_face_shaped
 
 CANVAS = AlignSpec(128, "head")
+# The landmarks the mark is aligned on, when it is put in and when it is read: one choice for both. The
+# default backend's (MediaPipe, Apache-2.0), not dlib's 68-point model, whose training data excludes
+# commercial use; marks put in with dlib's landmarks (before 2026-11-27) read weaker with these.
+MARK_BACKEND = DEFAULT_BACKEND
 DEFAULT_KEY = "swapface"  # public: anyone can check a swapface output; organisations may use their own
 BAND = (6.0, 64.0)  # radial DCT index range of the marked coefficients (periods 43..4 canvas px)
 STRENGTH = 2.0  # luma levels (of 255): the mark's first try, RMS inside the window on textured skin
@@ -178,11 +182,11 @@ class Watermarker:
     (fitted again in its box), which are what a detector will find; the source face's landmarks can
     be pixels off from the generated face's, and that would blur the mark's fine half."""
 
-    def __init__(self, key: str = DEFAULT_KEY) -> None:
+    def __init__(self, key: str = DEFAULT_KEY, backend: str = MARK_BACKEND) -> None:
         from swapface.faces import make_backend
 
         self.key = key
-        self._landmarks = make_backend("dlib").landmarks
+        self._landmarks = make_backend(backend).landmarks
 
     def __call__(self, image: np.ndarray, bbox: np.ndarray) -> None:
         mark_face(image, self._landmarks, bbox, self.key)
