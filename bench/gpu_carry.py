@@ -16,7 +16,7 @@ this machine scores them: `python bench/quality.py --score-outputs OUT/heldout.n
 CARRY/facesets --max-faces 256`.
 
     python bench/quality.py --device cpu --minutes 0.01 --steps 1   # once: extract and split (if not done)
-    python bench/gpu_carry.py /tmp/carry [--work ../quality-work] [--every 3]
+    python bench/gpu_carry.py /tmp/carry [--work ../quality-work] [--every 2]
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("carry", type=Path)
     parser.add_argument("--work", type=Path, default=Path(__file__).resolve().parents[2] / "quality-work",
                         help="bench/quality.py's work folder (holds a-train, a-held, b-train, b-held)")
-    parser.add_argument("--every", type=int, default=3, help="keep every N-th training face")
+    parser.add_argument("--every", type=int, default=2, help="keep every N-th training face")
     args = parser.parse_args()
 
     wheels = args.carry / "wheels"
