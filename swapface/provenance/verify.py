@@ -117,15 +117,14 @@ def _sample(path: Path, count: int) -> list[np.ndarray]:
     return frames
 
 
-def pool_watermark(path: str | Path, frames: int = SAMPLE_FRAMES, backend_name: str = MARK_BACKEND
-                   ) -> WatermarkDetector:
+def pool_watermark(path: str | Path, frames: int = SAMPLE_FRAMES, backend: str = MARK_BACKEND) -> WatermarkDetector:
     """The watermark evidence of the faces in `frames` frames spread over the file, ready to score."""
     from swapface.faces import make_backend
 
     detector = WatermarkDetector()
-    backend = make_backend(backend_name, min_face=40)
+    faces = make_backend(backend, min_face=40)
     for image in _sample(Path(path), frames):
-        detector.add_frame(image, backend, detect_scale=min(1.0, DETECT_SIDE / max(image.shape[:2])))
+        detector.add_frame(image, faces, detect_scale=min(1.0, DETECT_SIDE / max(image.shape[:2])))
     return detector
 
 

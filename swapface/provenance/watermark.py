@@ -36,7 +36,7 @@ from swapface.faces.align import is_face_shaped
 CANVAS = AlignSpec(128, "head")
 # The landmarks the mark is aligned on, when it is put in and when it is read: one choice for both. The
 # default backend's (MediaPipe, Apache-2.0), not dlib's 68-point model, whose training data excludes
-# commercial use; marks put in with dlib's landmarks (before 2026-11-27) read weaker with these.
+# commercial use. Marks that older versions put in on dlib's landmarks read weaker with these.
 MARK_BACKEND = DEFAULT_BACKEND
 DEFAULT_KEY = "swapface"  # public: anyone can check a swapface output; organisations may use their own
 BAND = (6.0, 64.0)  # radial DCT index range of the marked coefficients (periods 43..4 canvas px)
@@ -258,7 +258,8 @@ class WatermarkDetector:
 
     def add_frame(self, image: np.ndarray, backend: FaceBackend, detect_scale: float = 1.0) -> None:
         """Find the faces (boxes on a copy resized by `detect_scale`, landmarks at full size) and pool them.
-        Give a backend with no detector score floor: a generated face often scores low."""
+        Keep the backend's own score floor: every box adds its canvas to the sum, so background boxes
+        and duplicates of one face dilute the mark."""
         small = image if detect_scale == 1.0 else cv2.resize(image, None, fx=detect_scale, fy=detect_scale,
                                                                  interpolation=cv2.INTER_AREA)
         self.frames += 1
