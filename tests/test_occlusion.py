@@ -29,8 +29,6 @@ from tests.conftest import VIDEOS
 DEMO_MODEL = Path(__file__).resolve().parents[1] / "swapface" / "assets" / "demo_model"
 FRAMES, COVERED = 16, range(4, 16)  # frames of vrt_4 used, and those with the object over the face
 UNCHANGED = 8  # grey levels: what still counts as an unchanged pixel (blending's low bands reach this far)
-MEASURED_IOU = 0.66  # a floor under what the shipped weights measured: 0.696
-
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +115,9 @@ def swaps(tmp_path_factory, occluded, model) -> dict[str, tuple[float, float]]:
 
 
 @pytest.mark.slow
-def test_occlusion_mask_finds_much_of_the_object(ious):
-    """What the shipped weights reach (see the acceptance test below for the issue's bar)."""
-    assert np.mean(ious) >= MEASURED_IOU, f"occluded-region IoU per frame: {np.round(ious, 2).tolist()}"
+def test_occlusion_mask_finds_the_object(ious):
+    """Issue 12's bar: the occluded face region the mask implies overlaps the object's with IoU >= 0.8."""
+    assert np.mean(ious) >= 0.8, f"occluded-region IoU per frame: {np.round(ious, 2).tolist()}"
 
 
 @pytest.mark.slow
@@ -129,9 +127,3 @@ def test_swap_leaves_the_object_alone_and_still_swaps_the_visible_face(swaps):
     assert kept >= 0.9 and kept > swaps["both"][0] + 0.2, swaps
     assert swapped >= 0.5, swaps  # the visible face really is replaced (the demo model is another person)
 
-
-@pytest.mark.slow
-@pytest.mark.xfail(reason="issue 12's bar; the CPU-trained network does not reach it yet (docs/benchmarks.md)",
-                   strict=True)
-def test_acceptance_mask_iou(ious):
-    assert np.mean(ious) >= 0.8
