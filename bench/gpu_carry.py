@@ -12,7 +12,7 @@ the benchmarks need beyond that travels in this folder:
   face to fit (neighbouring video frames are near duplicates), the held-out halves whole.
 
 dlib does not travel (its 68-point model alone is 95 MiB), so the GPU run saves its held-out outputs and
-this machine scores them: `python bench/quality.py --score-outputs OUT/heldout.npz --facesets-from
+this machine scores them: `python bench/quality.py --score-outputs OUT/heldout --facesets-from
 CARRY/facesets --max-faces 256`.
 
     python bench/quality.py --device cpu --minutes 0.01 --steps 1   # once: extract and split (if not done)
@@ -61,7 +61,8 @@ def tracked_size() -> int:
     """Bytes of the repository's tracked files, which travel with the carry folder."""
     root = Path(__file__).resolve().parents[1]
     names = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout.split(b"\0")
-    return sum((root / name.decode()).stat().st_size for name in names if name and (root / name.decode()).is_file())
+    paths = [root / name.decode() for name in names if name]
+    return sum(path.stat().st_size for path in paths if path.is_file())
 
 
 def main() -> None:

@@ -289,14 +289,18 @@ class MediaPipeBackend:
             out.append(_to_image(iris, matrix))
         return np.concatenate(out)
 
+    @staticmethod
+    def _roi_from_box(bbox: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """The mesh's first ROI for a face box: its centre, 1.5x its longer side, upright."""
+        bbox = np.asarray(bbox, np.float64)
+        return (bbox[:2] + bbox[2:]) / 2, 1.5 * float((bbox[2:] - bbox[:2]).max()), 0.0
+
     def dense_landmarks(self, image: np.ndarray, bbox: np.ndarray) -> np.ndarray | None:
         """All 478 points of the face in `bbox`, or None where the mesh sees no face there."""
-        bbox = np.asarray(bbox, np.float64)
-        return self._mesh_refined(image, (bbox[:2] + bbox[2:]) / 2, 1.5 * float((bbox[2:] - bbox[:2]).max()), 0.0)
+        return self._mesh_refined(image, *self._roi_from_box(bbox))
 
     def landmarks(self, image: np.ndarray, bbox: np.ndarray) -> np.ndarray:
-        bbox = np.asarray(bbox, np.float64)
-        roi = (bbox[:2] + bbox[2:]) / 2, 1.5 * float((bbox[2:] - bbox[:2]).max()), 0.0
+        roi = self._roi_from_box(bbox)
         mesh = self._mesh_refined(image, *roi, irises=False)
         if mesh is None:  # no face: the rough fit still answers, and the caller's shape check rejects it
             mesh, _ = self._mesh(image, *roi)
