@@ -21,6 +21,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from classic import ClassicAutoencoder, baseline_step
 from rich.console import Console
 from rich.table import Table
 
+from swapface.errors import SwapfaceError
 from swapface.eval.heldout import (
     DirectionScores,
     headline,
@@ -266,4 +268,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SwapfaceError as error:  # e.g. a --work folder extracted by another face backend: one line, no traceback
+        sys.exit(f"error: {error}")

@@ -16,7 +16,8 @@ from swapface.train.loop import TrainOptions, train
 
 def train_command(
     faceset_a: Annotated[Path, typer.Argument(help="Faceset of identity A.")],
-    faceset_b: Annotated[Path, typer.Argument(help="Faceset of identity B.")],
+    faceset_b: Annotated[Path, typer.Argument(help="Faceset of identity B (the same faceset as A, holding many "
+                                                    "people, pretrains a base model for --init-from).")],
     model_dir: Annotated[Path, typer.Option("--model", "-m", help="Model folder to create, or to resume.")],
     preset: Annotated[str, typer.Option(help=f"Model size: {', '.join(PRESETS)}.")] = "128",
     resolution: Annotated[int | None, typer.Option(help="Face resolution in px (64-512), overriding the "

@@ -416,6 +416,9 @@ class Trainer:
                      f"{len(self.faces['a'])} + {len(self.faces['b'])} faces; effective batch = "
                      f"{o.batch_size} per identity per rank x {dist.world_size} rank(s) = "
                      f"{o.batch_size * dist.world_size} per identity")
+        if self.faceset_paths[0].resolve() == self.faceset_paths[1].resolve():
+            self.message("one faceset for both sides: pretraining a base model (both decoders learn every face); "
+                         "start pairs from it with --init-from")
         self.model.train()
         window: dict[str, torch.Tensor] = {}
         window_steps, window_start = 0, time.perf_counter()
