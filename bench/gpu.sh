@@ -7,13 +7,14 @@
 #
 #   bench/gpu.sh CARRY 1 [OUT]   # training benchmark (ours vs the classic, 128/256 px, bf16) + swap model stage
 #   bench/gpu.sh CARRY 2 [OUT]   # the quality protocol: 128 preset at 128 px, batch 64, 8.5 minutes of training
+#   bench/gpu.sh CARRY 3 [OUT]   # the speed levers run 1 left untried: torch.compile, and twice the batch
 #
 # dlib (and its 95 MiB landmark model) does not travel, so run 2 saves the model's held-out outputs and
 # prints what needs no face analysis (steps, PSNR, sharpness); score the rest back home, by the same scorer:
 #   python bench/quality.py --score-outputs OUT/heldout --facesets-from CARRY/facesets --max-faces 256
 set -euo pipefail
-CARRY=$(cd "${1:?usage: bench/gpu.sh CARRY 1|2 [OUT]}" && pwd)
-PART=${2:?usage: bench/gpu.sh CARRY 1|2 [OUT]}
+CARRY=$(cd "${1:?usage: bench/gpu.sh CARRY 1|2|3 [OUT]}" && pwd)
+PART=${2:?usage: bench/gpu.sh CARRY 1|2|3 [OUT]}
 OUT=${3:-gpu-out}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PYTHON:-python3}
@@ -52,8 +53,15 @@ case "$PART" in
         --facesets-from "$F" --work /tmp/swapface-gpu --model-dir /tmp/swapface-gpu/model --fresh --max-faces "$MAX_FACES" \
         --outputs-to "$OUT/heldout" ${QUALITY_ARGS:-} 2>&1 | tee "$OUT/quality.log"
     ;;
+3)
+    # Compiling happens in the warm-up steps; the classic baseline runs eager again, so ratios stay comparable.
+    "$PY" bench/train.py --device "$DEVICE" --precision bf16 --batch-size "$BATCH" --steps 30 --warmup 10 --compile \
+        --resolutions 128,256 --facesets "$F/a-train" "$F/b-train" 2>&1 | tee "$OUT/train_compile.log"
+    "$PY" bench/train.py --device "$DEVICE" --precision bf16 --batch-size $((2 * BATCH)) --steps 30 --warmup 5 \
+        --resolutions 256 --facesets "$F/a-train" "$F/b-train" 2>&1 | tee "$OUT/train_batch.log"
+    ;;
 *)
-    echo "part must be 1 or 2" >&2
+    echo "part must be 1, 2 or 3" >&2
     exit 2
     ;;
 esac

@@ -1,5 +1,5 @@
-"""Training options on real facesets: --init-from with --freeze encoder, the PatchGAN in bf16 (and its resume),
-the published weight average."""
+"""Training options on real facesets: --init-from with --freeze encoder, pretraining a base model, the PatchGAN
+in bf16 (and its resume), the published weight average."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import json
 import torch
 from safetensors.torch import load_file
 
+from swapface.model import SwapAutoencoder
 from swapface.modeldir import load_model
 from swapface.train.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from swapface.train.data import load_faces
 from swapface.train.loop import METRICS_FILE, TrainOptions, train
 
 
@@ -33,6 +35,26 @@ def test_init_from_with_frozen_encoder_trains_only_decoders(faceset_a, faceset_b
             assert torch.equal(before, after), name
     assert not all(torch.equal(before, after) for before, after in zip(
         donor.decoders.parameters(), trained.decoders.parameters(), strict=True))
+
+
+def test_one_faceset_on_both_sides_pretrains_both_decoders(faceset_a, tmp_path) -> None:
+    """DeepFaceLab's pretraining: with the same faceset on both sides, both decoders learn its faces, so
+    either decoder of the base draws them and a pair trained --init-from it starts from there."""
+    messages: list[str] = []
+    train(faceset_a, faceset_a, tmp_path / "base", _options(steps=150, ema=0.0), message=messages.append)
+    assert any("pretraining a base model" in m for m in messages)
+    base, _ = load_model(tmp_path / "base")
+    fresh = SwapAutoencoder(base.config)
+    faces = load_faces(faceset_a, base.config.resolution).batch(torch.arange(0, 60, 4))[0]
+
+    def error(model: SwapAutoencoder, identity: str) -> float:
+        with torch.no_grad():
+            return float((model.decode(model.encode(faces)[0], identity)[0] - faces).abs().mean())
+
+    learnt = {identity: error(base, identity) for identity in "ab"}
+    for identity, value in learnt.items():
+        assert value < 0.6 * error(fresh, identity), identity
+    assert abs(learnt["a"] - learnt["b"]) < 0.25 * max(learnt.values())
 
 
 def test_gan_in_bf16_trains_and_resumes(faceset_a, faceset_b, tmp_path) -> None:
