@@ -277,9 +277,11 @@ class Trainer:
         if dist.enabled:
             self.ddp = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda"
                                                else None)
-        self.forward = torch.compile(self.ddp) if options.compile else self.ddp
+        # Shapes are fixed for a run; dynamic=False recompiles for a new shape (another resolution in the same
+        # process) instead of tracing symbolic sizes, which inductor cannot always order (torch 2.13).
+        self.forward = torch.compile(self.ddp, dynamic=False) if options.compile else self.ddp
         # the losses are chains of memory-bound elementwise ops: compiled, they fuse into a few kernels
-        self.losses = torch.compile(reconstruction_losses) if options.compile else reconstruction_losses
+        self.losses = torch.compile(reconstruction_losses, dynamic=False) if options.compile else reconstruction_losses
         self.tensorboard = self._tensorboard()
         self.evaluator = None
         if options.eval_every and dist.is_main:
