@@ -48,7 +48,7 @@ from swapface.faceset.store import Faceset
 from swapface.model import PRESETS
 from swapface.modeldir import load_model, read_config_json
 from swapface.train import distributed
-from swapface.train.loop import Trainer, TrainOptions, train
+from swapface.train.loop import FREEZABLE, Trainer, TrainOptions, train
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 CLIPS = {"a": "lp_d6.mp4", "b": "lp_d9.mp4"}
@@ -198,7 +198,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(__file__).resolve().parents[2] / "quality-work")
     parser.add_argument("--fresh", action="store_true", help="delete the model and train from scratch")
     parser.add_argument("--init-from", type=Path, help="start from this model dir's weights (same architecture)")
-    parser.add_argument("--freeze", choices=["encoder"], action="append", help="TrainOptions.freeze (with --init-from)")
+    parser.add_argument("--freeze", choices=FREEZABLE, action="append", help="TrainOptions.freeze (with --init-from)")
     parser.add_argument("--score-only", action="store_true", help="score the model dir as it is, no training")
     parser.add_argument("--facesets-from", type=Path, help="use the prepared a-/b-train and -held facesets in this "
                                                           "folder (bench/gpu_carry.py), no extraction")
