@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -192,3 +193,17 @@ def test_pieces_swapped_on_a_ray_cluster(tmp_path, clip, cluster):
     (pts_one, frames_one, _), (pts_two, frames_two, _) = decode(one), decode(two)
     assert pts_two == pts_one and len(pts_two) == 90
     assert min(psnr(a, b) for a, b in zip(frames_one, frames_two, strict=True)) >= 40
+
+
+def test_a_broken_model_fails_before_any_piece(tmp_path, clip):
+    """The driver checks the model once, before it plans pieces or starts a worker: one clear error."""
+    model = tmp_path / "model"
+    shutil.copytree(bundled_model(), model)
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    out = tmp_path / "out.mp4"
+    result = subprocess.run([*SWAPFACE, "swap", str(clip), "-m", str(model), "-o", str(out), "--workers", "2"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and "model.safetensors" in result.stderr, result.stderr
+    assert not out.exists() and not pieces_folder(out).exists()

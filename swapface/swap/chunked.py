@@ -28,8 +28,16 @@ from swapface.media import probe
 from swapface.media.chunks import VideoIndex, frames_from, index_video, join_pieces
 from swapface.media.reader import MediaInfo
 from swapface.media.writer import VideoWriter
+from swapface.modeldir import face_backend
 from swapface.provenance.credentials import prepare_signing
-from swapface.swap.pipeline import SwapOptions, SwapPipeline, SwapStats, check_output, check_swapped_any
+from swapface.swap.pipeline import (
+    SwapOptions,
+    SwapPipeline,
+    SwapStats,
+    check_output,
+    check_swapped_any,
+    load_swap_model,
+)
 from swapface.workers import process_pool
 
 WARMUP_SECONDS = 0.5  # tracked, unwritten frames before a piece: measured, landmark smoothing had settled
@@ -166,7 +174,10 @@ def swap_chunked(input_path: str | Path, model_dir: str | Path, output: str | Pa
         raise InputError(output, "swapping in pieces (--workers/--ray) needs a video input and a video output")
     if options.patches is not None:
         raise SwapfaceError("--patches is not available with --workers or --ray: swap in one piece")
-    SwapPipeline.from_model_dir(model_dir, options)  # a bad model fails here, once, before any worker starts
+    # A bad model fails here, once, before any worker starts; checked on the CPU, so the driver, which swaps
+    # nothing, holds no GPU memory while the workers do.
+    load_swap_model(model_dir, "cpu")
+    face_backend(model_dir, options.backend)
     finalize, tags = prepare_signing(input_path, model_dir, output, options.credentials, options.sign_cert,
                                      options.sign_key, options.watermark is not None)
     index = index_video(input_path)

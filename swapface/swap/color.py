@@ -21,24 +21,31 @@ def transfer_color(face: np.ndarray, target: np.ndarray, mask: np.ndarray, mode:
     inside = mask > 0.5
     if int(inside.sum()) < MIN_MASK_PIXELS:
         return face
-    if mode == "reinhard":
-        return reinhard(face, target, inside)
-    if mode == "light":
-        return match_shading(reinhard(face, target, inside), target, inside)
     if mode == "histogram":
         return match_histograms(face, target, inside)
-    raise ValueError(f"colour mode must be one of {', '.join(COLOR_MODES)}, got {mode!r}")
+    if mode not in ("reinhard", "light"):
+        raise ValueError(f"colour mode must be one of {', '.join(COLOR_MODES)}, got {mode!r}")
+    src, dst = _to_lab(face), _to_lab(target)  # once: `light` is Reinhard then shading, both in L*a*b*
+    out = _reinhard_lab(src, dst, inside)
+    if mode == "light":
+        out = _shading_lab(out, dst, inside)
+    return _to_rgb(out)
 
 
-def reinhard(face: np.ndarray, target: np.ndarray, inside: np.ndarray) -> np.ndarray:
+def _to_lab(image: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+
+
+def _to_rgb(lab: np.ndarray) -> np.ndarray:
+    rgb = cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB)
+    return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _reinhard_lab(src: np.ndarray, dst: np.ndarray, inside: np.ndarray) -> np.ndarray:
     """Reinhard et al. (2001): match mean and standard deviation per channel in CIE L*a*b*."""
-    src = cv2.cvtColor(face.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
-    dst = cv2.cvtColor(target.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
     s_mean, s_std = src[inside].mean(0), src[inside].std(0)
     d_mean, d_std = dst[inside].mean(0), dst[inside].std(0)
-    out = (src - s_mean) * (d_std / np.maximum(s_std, 1e-3)) + d_mean
-    rgb = cv2.cvtColor(out.astype(np.float32), cv2.COLOR_LAB2RGB)
-    return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return (src - s_mean) * (d_std / np.maximum(s_std, 1e-3)) + d_mean
 
 
 def match_histograms(face: np.ndarray, target: np.ndarray, inside: np.ndarray) -> np.ndarray:
@@ -64,17 +71,15 @@ def _masked_blur(channel: np.ndarray, weight: np.ndarray, sigma: float) -> np.nd
     return num / np.maximum(den, 1e-3)
 
 
-def match_shading(face: np.ndarray, target: np.ndarray, inside: np.ndarray) -> np.ndarray:
+def _shading_lab(src: np.ndarray, dst: np.ndarray, inside: np.ndarray) -> np.ndarray:
     """Give the face the target's light: replace the face's large-scale lightness (L*, blurred well past
     the size of eyes and mouth) with the target's, keeping the face's own detail.
 
     A global transfer (Reinhard, histograms) matches the mean and spread but not where the light comes
     from: a face lit from the left pasted into a shot lit from the right keeps its own shadows."""
-    sigma = SHADING_SIGMA * face.shape[0]
+    sigma = SHADING_SIGMA * src.shape[0]
     weight = inside.astype(np.float32)
-    src = cv2.cvtColor(face.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
-    dst = cv2.cvtColor(target.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
     shift = _masked_blur(dst[..., 0], weight, sigma) - _masked_blur(src[..., 0], weight, sigma)
-    src[..., 0] = np.clip(src[..., 0] + shift * weight, 0, 100)
-    rgb = cv2.cvtColor(src, cv2.COLOR_LAB2RGB)
-    return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    out = src.copy()
+    out[..., 0] = np.clip(src[..., 0] + shift * weight, 0, 100)
+    return out
