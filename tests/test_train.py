@@ -115,9 +115,6 @@ def test_quality_levers_train_resume_exactly_and_are_recorded(faceset_a, faceset
     assert [("gan_g" in m) for m in _metrics(late)] == [False] * 3 + [True] * 3
     with pytest.raises(SwapfaceError, match="late-phase is a share of the run"):
         train(faceset_a, faceset_b, tmp_path / "x", TrainOptions(preset="tiny", late_phase=0.2), message=_quiet)
-    with pytest.raises(SwapfaceError, match="drop --expression-decoders-only"):
-        train(faceset_a, faceset_b, tmp_path / "x", TrainOptions(preset="tiny", cycle_weight=1.0,
-                                                                 expression_trains_encoder=False), message=_quiet)
 
 
 _KILL_DURING_SAVE = """
