@@ -198,8 +198,6 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(__file__).resolve().parents[2] / "quality-work")
     parser.add_argument("--fresh", action="store_true", help="delete the model and train from scratch")
     parser.add_argument("--init-from", type=Path, help="start from this model dir's weights (same architecture)")
-    parser.add_argument("--expression-decoders-only", action="store_true",
-                        help="TrainOptions.expression_trains_encoder=False")
     parser.add_argument("--freeze", choices=FREEZABLE, action="append", help="TrainOptions.freeze (with --init-from)")
     parser.add_argument("--score-only", action="store_true", help="score the model dir as it is, no training")
     parser.add_argument("--facesets-from", type=Path, help="use the prepared a-/b-train and -held facesets in this "
@@ -225,7 +223,6 @@ def main() -> None:
                            time_limit=args.minutes * 60, steps=args.steps, device=args.device, precision=args.precision,
                            compile=args.compile, save_every=2000, preview_every=2000, snapshot_every=0,
                            log_every=50, init_from=args.init_from, freeze=tuple(args.freeze or ()),
-                           expression_trains_encoder=not args.expression_decoders_only,
                            **{k: getattr(args, k) for k in LEVERS if getattr(args, k) is not None})
     train_sets = {identity: pair[0] for identity, pair in facesets.items()}
     held = {identity: pair[1] for identity, pair in facesets.items()}

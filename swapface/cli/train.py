@@ -54,10 +54,6 @@ def train_command(
     expression_weight: Annotated[float, typer.Option(help="Weight of the expression loss on swaps (a landmark "
                                                           "regressor trained alongside reads them; 0: off).",
                                                      min=0)] = 0.0,
-    expression_trains_encoder: Annotated[bool, typer.Option(
-        "--expression-trains-encoder/--expression-decoders-only",
-        help="Let the expression loss train the encoder too, or only the decoders (to draw the expression the "
-             "latent holds, so it cannot push the source's identity into the latent).")] = True,
     cycle_weight: Annotated[float, typer.Option(help="Weight of the cycle loss (A->B->A gives A back; 0: off).",
                                                 min=0)] = 0.0,
     late_phase: Annotated[float, typer.Option(help="Share of the run, at its end, trained without random warp and "
@@ -76,9 +72,8 @@ def train_command(
             gan_weight=gan_weight, save_every=save_every, snapshot_every=snapshot_every,
             preview_every=preview_every, log_every=log_every, eval_every=eval_every, holdout=holdout,
             init_from=init_from, freeze=tuple(freeze or ()), device=device, precision=precision, compile=compile,
-            seed=seed, ema=ema, expression_weight=expression_weight,
-            expression_trains_encoder=expression_trains_encoder, cycle_weight=cycle_weight, late_phase=late_phase,
-            late_gan_weight=late_gan_weight, lr_dropout=lr_dropout)
+            seed=seed, ema=ema, expression_weight=expression_weight, cycle_weight=cycle_weight,
+            late_phase=late_phase, late_gan_weight=late_gan_weight, lr_dropout=lr_dropout)
         with Progress(TextColumn("[bold]train[/]"), BarColumn(bar_width=None), MofNCompleteColumn(),
                       TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), console=console,
                       transient=True) as bar:

@@ -96,9 +96,6 @@ class TrainOptions:
     augment: AugmentOptions = field(default_factory=AugmentOptions)
     # Quality levers (docs/benchmarks.md measures each one):
     expression_weight: float = 0.0  # swaps' expression vs their source's, by a landmark regressor trained alongside
-    # False: the expression loss trains only the decoders (to draw the expression the latent holds), so it cannot
-    # push the source's identity into the latent
-    expression_trains_encoder: bool = True
     cycle_weight: float = 0.0  # A->B->A should give A back (L1 on the face)
     late_phase: float = 0.0  # share of the run, at its end, without random warp and with the PatchGAN
     late_gan_weight: float = 0.1  # PatchGAN weight during the late phase
@@ -144,8 +141,6 @@ def _check_options(options: TrainOptions) -> None:
         raise SwapfaceError("--late-phase is a share of the run: give --steps or --time-limit too")
     if min(options.expression_weight, options.cycle_weight, options.late_gan_weight) < 0:
         raise SwapfaceError("loss weights must not be negative")
-    if not options.expression_trains_encoder and options.cycle_weight > 0:
-        raise SwapfaceError("the cycle loss trains the encoder through the swaps: drop --expression-decoders-only")
     if options.eval_every and not options.holdout:
         raise SwapfaceError("--eval-every needs held-out faces: give --holdout too (e.g. 0.1)")
 
@@ -324,8 +319,7 @@ class Trainer:
         input_a, target_a, mask_a, weight_a = self.batch("a")
         input_b, target_b, mask_b, weight_b = self.batch("b")
         with self.autocast():
-            out = self.forward(input_a, input_b, swaps=self.regressor is not None, cycle=o.cycle_weight > 0,
-                               swap_encoder_grad=o.expression_trains_encoder)
+            out = self.forward(input_a, input_b, swaps=self.regressor is not None, cycle=o.cycle_weight > 0)
         rec_a = self.losses(out.rgb_a, out.mask_a, target_a, mask_a, weight_a)
         rec_b = self.losses(out.rgb_b, out.mask_b, target_b, mask_b, weight_b)
         terms = {key: (rec_a[key] + rec_b[key]) / 2 for key in rec_a}
@@ -605,8 +599,7 @@ class Trainer:
         return {"faceset_a": str(self.faceset_paths[0]), "faceset_b": str(self.faceset_paths[1]),
                 "step": self.step, "batch_size": o.batch_size, "world_size": self.dist.world_size, "lr": o.lr,
                 "kl_weight": o.kl_weight, "gan_weight": o.gan_weight, "ema": o.ema, "precision": self.precision,
-                "expression_weight": o.expression_weight, "expression_trains_encoder": o.expression_trains_encoder,
-                "cycle_weight": o.cycle_weight,
+                "expression_weight": o.expression_weight, "cycle_weight": o.cycle_weight,
                 "late_phase": o.late_phase, "late_gan_weight": o.late_gan_weight, "lr_dropout": o.lr_dropout,
                 "augment": asdict(o.augment), "faces": self.face_backend}
 
