@@ -18,7 +18,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from swapface.atomic import atomic_write_text
@@ -28,16 +28,8 @@ from swapface.media import probe
 from swapface.media.chunks import VideoIndex, frames_from, index_video, join_pieces
 from swapface.media.reader import MediaInfo
 from swapface.media.writer import VideoWriter
-from swapface.modeldir import face_backend
 from swapface.provenance.credentials import prepare_signing
-from swapface.swap.pipeline import (
-    SwapOptions,
-    SwapPipeline,
-    SwapStats,
-    check_output,
-    check_swapped_any,
-    load_swap_model,
-)
+from swapface.swap.pipeline import SwapOptions, SwapPipeline, SwapStats, check_output, check_swapped_any
 from swapface.workers import process_pool
 
 WARMUP_SECONDS = 0.5  # tracked, unwritten frames before a piece: measured, landmark smoothing had settled
@@ -176,8 +168,7 @@ def swap_chunked(input_path: str | Path, model_dir: str | Path, output: str | Pa
         raise SwapfaceError("--patches is not available with --workers or --ray: swap in one piece")
     # A bad model fails here, once, before any worker starts; checked on the CPU, so the driver, which swaps
     # nothing, holds no GPU memory while the workers do.
-    load_swap_model(model_dir, "cpu")
-    face_backend(model_dir, options.backend)
+    SwapPipeline.from_model_dir(model_dir, replace(options, device="cpu"))
     finalize, tags = prepare_signing(input_path, model_dir, output, options.credentials, options.sign_cert,
                                      options.sign_key, options.watermark is not None)
     index = index_video(input_path)
