@@ -7,12 +7,19 @@ GPUs use NCCL, CPUs gloo. Only rank 0 writes files.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
 from swapface.devices import resolve_device
+from swapface.errors import SwapfaceError
+
+JOIN_TIMEOUT = timedelta(minutes=30)  # torch's own default for a rank that never comes
+ABORT_KEY = "swapface/abort"  # a launcher that saw a rank die sets this, with why, in the rendezvous store
+_JOINED_KEY = "swapface/joined"
 
 
 @dataclass(frozen=True)
@@ -42,8 +49,34 @@ def setup(device: str | None) -> Distributed:
     if chosen.type == "cuda":
         torch.cuda.set_device(chosen)
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
+        backend = "nccl" if chosen.type == "cuda" else "gloo"
+        if "TORCHELASTIC_RUN_ID" in os.environ:  # torchrun: its agent rendezvous and watches the ranks
+            dist.init_process_group(backend)
+        else:
+            dist.init_process_group(backend, store=_join(rank, world_size), rank=rank, world_size=world_size)
     return Distributed(rank, world_size, local_rank, chosen)
+
+
+def _join(rank: int, world_size: int) -> dist.TCPStore:
+    """Meet the other ranks in a store on MASTER_ADDR:MASTER_PORT (rank 0 hosts it), checking for an
+    abort between waits.
+
+    Why not torch's own env:// rendezvous: it blocks inside C++ until every rank has come or its timeout
+    has passed, so a rank that died on start (a bad device, a missing file) kept the others waiting
+    for half an hour. Here a launcher that sees a rank die writes ABORT_KEY, and the others stop at once
+    with its reason."""
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size,
+                          is_master=rank == 0, timeout=JOIN_TIMEOUT, wait_for_workers=False)
+    store.add(_JOINED_KEY, 1)
+    deadline = time.monotonic() + JOIN_TIMEOUT.total_seconds()
+    while store.add(_JOINED_KEY, 0) < world_size:
+        if store.check([ABORT_KEY]):
+            raise SwapfaceError(store.get(ABORT_KEY).decode())
+        if time.monotonic() > deadline:
+            raise SwapfaceError(f"only {store.add(_JOINED_KEY, 0)} of {world_size} training ranks joined in "
+                                f"{JOIN_TIMEOUT.total_seconds() / 60:.0f} minutes")
+        time.sleep(0.2)
+    return store
 
 
 def teardown(info: Distributed) -> None:

@@ -16,15 +16,20 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 from swapface.errors import SwapfaceError
+from swapface.train import distributed
 from swapface.train.augment import AugmentOptions
 from swapface.train.loop import Progress, TrainOptions, TrainResult, train
 from swapface.workers import die_with
 
 CHILD_EXIT_SECONDS = 120.0  # how long the other ranks may take to finish after rank 0 returns
+WATCH_SECONDS = 0.5  # how often the launcher looks for a rank that died
+STORE_CONNECT_TIMEOUT = timedelta(seconds=30)
 
 
 def _free_port() -> int:
@@ -77,9 +82,15 @@ def train_on_devices(faceset_a: Path, faceset_b: Path, model_dir: Path, options:
             env = {**os.environ, **world, "RANK": str(rank), "LOCAL_RANK": str(rank), "OMP_NUM_THREADS": str(threads)}
             children.append(subprocess.Popen([sys.executable, "-m", "swapface.train.local_ranks", json.dumps(spec)],
                                              env=env, preexec_fn=lambda: die_with(parent)))
-        with _rank_environment({**world, "RANK": "0", "LOCAL_RANK": "0"}):
-            result = train(faceset_a, faceset_b, model_dir, dataclasses.replace(options, device=devices[0]),
-                           progress=progress, message=message)
+        done = threading.Event()
+        watcher = threading.Thread(target=_watch, args=(children, len(devices), world, done), daemon=True)
+        watcher.start()
+        try:
+            with _rank_environment({**world, "RANK": "0", "LOCAL_RANK": "0"}):
+                result = train(faceset_a, faceset_b, model_dir, dataclasses.replace(options, device=devices[0]),
+                               progress=progress, message=message)
+        finally:
+            done.set()  # the watcher ends within STORE_CONNECT_TIMEOUT; not joined, so no failure waits on it
         for rank, child in enumerate(children, 1):
             code = child.wait(CHILD_EXIT_SECONDS)
             if code != 0:
@@ -90,6 +101,25 @@ def train_on_devices(faceset_a: Path, faceset_b: Path, model_dir: Path, options:
             if child.poll() is None:
                 child.kill()
                 child.wait()
+
+
+def _watch(children: list[subprocess.Popen], world_size: int, world: dict[str, str], done: threading.Event) -> None:
+    """Until rank 0's training returns: if a rank dies with an error, tell the rendezvous, so ranks still
+    waiting there stop with the reason instead of waiting for the ones that will never come."""
+    import torch.distributed as dist
+
+    while not done.wait(WATCH_SECONDS):
+        for rank, child in enumerate(children, 1):
+            code = child.poll()
+            if code not in (None, 0):
+                try:  # rank 0 hosts the store; if it is gone already, nobody is left waiting
+                    store = dist.TCPStore(world["MASTER_ADDR"], int(world["MASTER_PORT"]), world_size,
+                                          is_master=False, timeout=STORE_CONNECT_TIMEOUT)
+                    store.set(distributed.ABORT_KEY, f"training rank {rank} of {world_size} ended with exit code "
+                                                     f"{code}")
+                except (RuntimeError, dist.DistError):
+                    pass
+                return
 
 
 def _main() -> None:
