@@ -9,6 +9,7 @@ against the source face, reconstruction PSNR), next to the classic method's numb
     python bench/quality.py --device cuda --minutes 10                      # the protocol (H100/H200)
     python bench/quality.py --device cpu --resolution 64 --batch-size 8 --minutes 45   # CPU proxy
     python bench/quality.py ... --model classic      # the classic autoencoder, same data, same budget
+    python bench/quality.py ... --clips lp_d6.mp4 lp_d10.mp4 --work ../quality-other   # another pair
 
 Extraction and the train/held-out split are cached in --work (default: a folder next to this repo),
 so a rerun only trains and scores; --fresh starts the model over.
@@ -81,16 +82,21 @@ def split_faceset(full: Path, train_path: Path, held_path: Path, cut: int) -> No
                     part.commit_frames(record.source, [(record, source.load_image(record))], record.frame + 1)
 
 
-def prepare(work: Path, workers: int) -> dict[str, tuple[Path, Path]]:
+def prepare(work: Path, workers: int, clips: dict[str, str]) -> dict[str, tuple[Path, Path]]:
     """(training faceset, held-out faceset) per identity, extracted and split on first use."""
     from swapface.faceset.extract import ExtractOptions, count_frames, extract  # dlib: not on a bare GPU machine
 
     facesets = {}
-    for identity, clip in CLIPS.items():
+    for identity, clip in clips.items():
         video = VIDEOS / clip
         frames = count_frames([video])
         cut = math.floor(TRAIN_SHARE * frames)
         full = work / f"{identity}-full"
+        if (full / "faceset.sqlite").is_file():
+            with Faceset.open(full) as cached:
+                if Path(cached.records()[0].source).name != clip:
+                    sys.exit(f"{full}: holds faces of {Path(cached.records()[0].source).name}, not {clip}; "
+                             "use another --work for another pair")
         extract([video], full, ExtractOptions(spec=AlignSpec(256, "whole"), workers=workers))
         facesets[identity] = (work / f"{identity}-train", work / f"{identity}-held")
         split_faceset(full, *facesets[identity], cut)
@@ -208,12 +214,15 @@ def main() -> None:
     parser.add_argument("--score-outputs", type=Path, help="score outputs saved by --outputs-to; no training")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--model", choices=["swapface", "classic"], default="swapface")
+    parser.add_argument("--clips", nargs=2, default=list(CLIPS.values()), metavar=("A", "B"),
+                        help="another pair of ../shared/data/videos (with its own --work): does a result hold "
+                             "beyond the protocol's pair?")
     args = parser.parse_args()
 
     if args.facesets_from:
         facesets = {i: (args.facesets_from / f"{i}-train", args.facesets_from / f"{i}-held") for i in CLIPS}
     else:
-        facesets = prepare(args.work, args.workers)
+        facesets = prepare(args.work, args.workers, dict(zip(CLIPS, args.clips, strict=True)))
     changes = {k: getattr(args, k) for k in ("latent_stride", "latent_channels", "dense_dims")
                if getattr(args, k) is not None}
     if changes:  # a variant of the preset, registered under its own name (the model dir records it)
