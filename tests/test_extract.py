@@ -189,6 +189,25 @@ def test_rerun_of_a_finished_extraction_adds_nothing(tmp_path):
     assert again.faces_kept == 0 and _snapshot(tmp_path / "fs") == first
 
 
+def test_the_same_clip_through_a_link_resumes_and_adds_nothing(tmp_path):
+    """Sources are keyed by their real path; a faceset keyed by a link's path (as before) keeps its key."""
+    options = ExtractOptions(spec=AlignSpec(64, "whole"), max_frames=5, workers=1)
+    link = tmp_path / "footage" / "clip.mp4"
+    link.parent.mkdir()
+    link.symlink_to(VIDEOS / "lp_d5.mp4")
+    extract([VIDEOS / "lp_d5.mp4"], tmp_path / "fs", options)
+    first = _snapshot(tmp_path / "fs")
+    again = extract([link], tmp_path / "fs", options)
+    assert again.faces_kept == 0 and _snapshot(tmp_path / "fs") == first
+    # a faceset made through the link when keys were unresolved paths
+    extract([link], tmp_path / "old", options)
+    with sqlite3.connect(tmp_path / "old" / "faceset.sqlite") as db:
+        for table in ("progress", "faces"):
+            db.execute(f"UPDATE {table} SET source = ?", (str(link),))
+    old = _snapshot(tmp_path / "old")
+    assert extract([link], tmp_path / "old", options).faces_kept == 0 and _snapshot(tmp_path / "old") == old
+
+
 def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     text = tmp_path / "notes.mp4"
     text.write_text("this is not a video\n")

@@ -236,13 +236,19 @@ def extract(inputs: list[Path], output: Path, options: ExtractOptions,
     return stats
 
 
-def _source_key(path: Path) -> str:
-    return os.path.abspath(path)
+def _source_key(path: Path, faceset: Faceset) -> str:
+    """The file's real path, so the same footage reached through a link (or named twice) resumes instead
+    of being extracted again as a new source. Facesets made before this keyed sources by the absolute
+    path with links unresolved: a source already held under that key keeps it."""
+    real, unresolved = os.path.realpath(path), os.path.abspath(path)
+    if unresolved != real and (faceset.next_frame(unresolved) > 0 or faceset.is_complete(unresolved)):
+        return unresolved
+    return real
 
 
 def _extract_source(path: Path, faceset: Faceset, options: ExtractOptions, stats: ExtractStats,
                     progress: ProgressCallback | None, backend: FaceBackend | None, start: float) -> None:
-    source = _source_key(path)
+    source = _source_key(path, faceset)
     if faceset.is_complete(source):
         return
     resume_at = faceset.next_frame(source)
@@ -279,7 +285,7 @@ def _extract_source(path: Path, faceset: Faceset, options: ExtractOptions, stats
                 continue
             stats.faces_kept += 1
             height, width = frame.image.shape[:2]
-            frame_source = _source_key(Path(frame.source))
+            frame_source = source if Path(frame.source) == path else _source_key(Path(frame.source), faceset)
             record = FaceRecord(
                 filename=faceset.filename_for(frame_source, frame.index, face_index), source=frame_source,
                 frame=frame.index, time=frame.time, face=face_index, bbox=candidate.bbox,
