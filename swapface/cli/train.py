@@ -56,8 +56,6 @@ def train_command(
                                                      min=0)] = 0.0,
     cycle_weight: Annotated[float, typer.Option(help="Weight of the cycle loss (A->B->A gives A back; 0: off).",
                                                 min=0)] = 0.0,
-    frequency_weight: Annotated[float, typer.Option(help="Weight of the focal frequency loss (pulls at the fine "
-                                                         "detail pixel losses blur; 0: off).", min=0)] = 0.0,
     late_phase: Annotated[float, typer.Option(help="Share of the run, at its end, trained without random warp and "
                                                    "with the PatchGAN (needs --steps or --time-limit).",
                                               min=0, max=0.99)] = 0.0,
@@ -75,7 +73,6 @@ def train_command(
             preview_every=preview_every, log_every=log_every, eval_every=eval_every, holdout=holdout,
             init_from=init_from, freeze=tuple(freeze or ()), device=device, precision=precision, compile=compile,
             seed=seed, ema=ema, expression_weight=expression_weight, cycle_weight=cycle_weight,
-            frequency_weight=frequency_weight,
             late_phase=late_phase, late_gan_weight=late_gan_weight, lr_dropout=lr_dropout)
         with Progress(TextColumn("[bold]train[/]"), BarColumn(bar_width=None), MofNCompleteColumn(),
                       TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), console=console,

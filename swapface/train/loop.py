@@ -52,7 +52,6 @@ from swapface.train.evaluate import HeldOutEvaluator
 from swapface.train.losses import (
     discriminator_gan_loss,
     expression_loss,
-    focal_frequency_loss,
     generator_gan_loss,
     kl_divergence,
     landmark_loss,
@@ -98,7 +97,6 @@ class TrainOptions:
     # Quality levers (docs/benchmarks.md measures each one):
     expression_weight: float = 0.0  # swaps' expression vs their source's, by a landmark regressor trained alongside
     cycle_weight: float = 0.0  # A->B->A should give A back (L1 on the face)
-    frequency_weight: float = 0.0  # focal frequency loss on the reconstructions (pulls at the fine detail)
     late_phase: float = 0.0  # share of the run, at its end, without random warp and with the PatchGAN
     late_gan_weight: float = 0.1  # PatchGAN weight during the late phase
     lr_dropout: float = 0.0  # share of the weights' updates dropped at random each step (DeepFaceLab's lr_dropout)
@@ -141,7 +139,7 @@ def _check_options(options: TrainOptions) -> None:
         raise SwapfaceError("late phase and lr dropout are shares: give them in [0, 1)")
     if options.late_phase and options.steps is None and options.time_limit is None:
         raise SwapfaceError("--late-phase is a share of the run: give --steps or --time-limit too")
-    if min(options.expression_weight, options.cycle_weight, options.frequency_weight, options.late_gan_weight) < 0:
+    if min(options.expression_weight, options.cycle_weight, options.late_gan_weight) < 0:
         raise SwapfaceError("loss weights must not be negative")
     if options.eval_every and not options.holdout:
         raise SwapfaceError("--eval-every needs held-out faces: give --holdout too (e.g. 0.1)")
@@ -331,10 +329,6 @@ class Trainer:
             terms["cycle"] = (self.losses(out.cycle_a, out.mask_a, target_a, mask_a, weight_a)["l1"]
                               + self.losses(out.cycle_b, out.mask_b, target_b, mask_b, weight_b)["l1"]) / 2
             loss = loss + o.cycle_weight * terms["cycle"]
-        if o.frequency_weight > 0:
-            terms["frequency"] = (focal_frequency_loss(out.rgb_a, target_a, mask_a)
-                                  + focal_frequency_loss(out.rgb_b, target_b, mask_b)) / 2
-            loss = loss + o.frequency_weight * terms["frequency"]
         if self.regressor is not None:
             terms["expression"] = self._expression_loss(out, target_a, target_b)
             loss = loss + o.expression_weight * terms["expression"]
@@ -606,7 +600,6 @@ class Trainer:
                 "step": self.step, "batch_size": o.batch_size, "world_size": self.dist.world_size, "lr": o.lr,
                 "kl_weight": o.kl_weight, "gan_weight": o.gan_weight, "ema": o.ema, "precision": self.precision,
                 "expression_weight": o.expression_weight, "cycle_weight": o.cycle_weight,
-                "frequency_weight": o.frequency_weight,
                 "late_phase": o.late_phase, "late_gan_weight": o.late_gan_weight, "lr_dropout": o.lr_dropout,
                 "augment": asdict(o.augment), "faces": self.face_backend}
 

@@ -53,26 +53,6 @@ def reconstruction_losses(rgb: torch.Tensor, mask: torch.Tensor, target: torch.T
     return {"l1": l1, "ssim": dssim, "mask": (mask - target_mask).abs().mean()}
 
 
-def focal_frequency_loss(rgb: torch.Tensor, target: torch.Tensor, target_mask: torch.Tensor,
-                         alpha: float = 1.0) -> torch.Tensor:
-    """Focal frequency loss (after Jiang et al., ICCV 2021) on the face: the distance of the two spectra
-    at each frequency, weighted by that distance ** alpha (detached, mean 1 per image and channel).
-
-    Why: L1 and SSIM average over what the decoder cannot predict, and what it cannot predict is mostly
-    fine detail, so an autoencoder draws soft faces. Weighting each frequency by how wrong it is keeps
-    pulling at the hard (high) frequencies that the pixel losses let go. Unlike the paper it takes the
-    distance itself, not its square, and scales the weights to mean 1, not max 1: the gradient then has
-    the pixel L1's scale (the paper's form is hundreds of times smaller beside our L1 + SSIM), so weight
-    1 means about as much as the L1 term. The face hull weighs as in the pixel losses (the background at
-    BACKGROUND_WEIGHT)."""
-    weights = BACKGROUND_WEIGHT + (1 - BACKGROUND_WEIGHT) * target_mask
-    diff = torch.fft.fft2(rgb.float() * weights, norm="ortho") - torch.fft.fft2(target * weights, norm="ortho")
-    distance = (diff.real**2 + diff.imag**2 + 1e-12).sqrt()
-    focus = distance.detach() ** alpha
-    focus = focus / focus.mean(dim=(-2, -1), keepdim=True)
-    return (focus * distance).mean()
-
-
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(q(z|x) || N(0, I)), averaged over latent elements."""
     mu, logvar = mu.float(), logvar.float()
