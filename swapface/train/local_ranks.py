@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import torch.distributed as dist
+
 from swapface.errors import SwapfaceError
 from swapface.train import distributed
 from swapface.train.augment import AugmentOptions
@@ -106,8 +108,6 @@ def train_on_devices(faceset_a: Path, faceset_b: Path, model_dir: Path, options:
 def _watch(children: list[subprocess.Popen], world_size: int, world: dict[str, str], done: threading.Event) -> None:
     """Until rank 0's training returns: if a rank dies with an error, tell the rendezvous, so ranks still
     waiting there stop with the reason instead of waiting for the ones that will never come."""
-    import torch.distributed as dist
-
     while not done.wait(WATCH_SECONDS):
         for rank, child in enumerate(children, 1):
             code = child.poll()
