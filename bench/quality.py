@@ -93,9 +93,9 @@ def prepare(work: Path, workers: int, clips: dict[str, str]) -> dict[str, tuple[
         full = work / f"{identity}-full"
         if (full / "faceset.sqlite").is_file():
             with Faceset.open(full) as cached:
-                if Path(cached.records()[0].source).name != clip:
-                    sys.exit(f"{full}: holds faces of {Path(cached.records()[0].source).name}, not {clip}; "
-                             "use another --work for another pair")
+                held = Path(cached.records()[0].source).name
+            if held != clip:
+                sys.exit(f"{full}: holds faces of {held}, not {clip}; use another --work for another pair")
         extract([video], full, ExtractOptions(spec=AlignSpec(256, "whole"), workers=workers))
         facesets[identity] = (work / f"{identity}-train", work / f"{identity}-held")
         split_faceset(full, *facesets[identity], cut)

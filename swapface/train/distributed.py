@@ -69,11 +69,11 @@ def _join(rank: int, world_size: int) -> dist.TCPStore:
                           is_master=rank == 0, timeout=JOIN_TIMEOUT, wait_for_workers=False)
     store.add(_JOINED_KEY, 1)
     deadline = time.monotonic() + JOIN_TIMEOUT.total_seconds()
-    while store.add(_JOINED_KEY, 0) < world_size:
+    while (joined := store.add(_JOINED_KEY, 0)) < world_size:
         if store.check([ABORT_KEY]):
             raise SwapfaceError(store.get(ABORT_KEY).decode())
         if time.monotonic() > deadline:
-            raise SwapfaceError(f"only {store.add(_JOINED_KEY, 0)} of {world_size} training ranks joined in "
+            raise SwapfaceError(f"only {joined} of {world_size} training ranks joined in "
                                 f"{JOIN_TIMEOUT.total_seconds() / 60:.0f} minutes")
         time.sleep(0.2)
     return store

@@ -96,13 +96,17 @@ def train_on_devices(faceset_a: Path, faceset_b: Path, model_dir: Path, options:
         for rank, child in enumerate(children, 1):
             code = child.wait(CHILD_EXIT_SECONDS)
             if code != 0:
-                raise SwapfaceError(f"training rank {rank} of {len(devices)} ended with exit code {code}")
+                raise SwapfaceError(_rank_failed(rank, len(devices), code))
         return result
     finally:
         for child in children:
             if child.poll() is None:
                 child.kill()
                 child.wait()
+
+
+def _rank_failed(rank: int, world_size: int, code: int) -> str:
+    return f"training rank {rank} of {world_size} ended with exit code {code}"
 
 
 def _watch(children: list[subprocess.Popen], world_size: int, world: dict[str, str], done: threading.Event) -> None:
@@ -115,8 +119,7 @@ def _watch(children: list[subprocess.Popen], world_size: int, world: dict[str, s
                 try:  # rank 0 hosts the store; if it is gone already, nobody is left waiting
                     store = dist.TCPStore(world["MASTER_ADDR"], int(world["MASTER_PORT"]), world_size,
                                           is_master=False, timeout=STORE_CONNECT_TIMEOUT)
-                    store.set(distributed.ABORT_KEY, f"training rank {rank} of {world_size} ended with exit code "
-                                                     f"{code}")
+                    store.set(distributed.ABORT_KEY, _rank_failed(rank, world_size, code))
                 except (RuntimeError, dist.DistError):
                     pass
                 return
