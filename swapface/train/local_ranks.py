@@ -131,7 +131,10 @@ def _main() -> None:
 
     spec = json.loads(sys.argv[1])
     torch.set_num_threads(spec["threads"])
-    train(spec["a"], spec["b"], spec["model"], _options_from_json(spec["options"]), message=lambda _: None)
+    try:
+        train(spec["a"], spec["b"], spec["model"], _options_from_json(spec["options"]), message=lambda _: None)
+    except SwapfaceError as error:  # one line in the worker's log; rank 0 reports the failure to the user
+        sys.exit(f"training rank {os.environ['RANK']}: {error}")
 
 
 if __name__ == "__main__":
