@@ -12,6 +12,7 @@ import torch
 from swapface.faces import AlignSpec
 from swapface.faceset import Faceset
 from swapface.faceset.extract import ExtractOptions, extract
+from swapface.media.scheduling import keep_scheduling, realtime_threads
 
 # Once for the whole suite: small models gain nothing from threads, and on a shared 2-core machine
 # spinning OpenMP threads made steps up to 10x slower than one thread.
@@ -40,6 +41,17 @@ def config_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         del os.environ["XDG_CONFIG_HOME"]
     else:
         os.environ["XDG_CONFIG_HOME"] = old
+
+
+@pytest.fixture(autouse=True)
+def no_real_time_threads() -> Iterator[None]:
+    """A test that leaves a thread of this process real-time (an encoder opened without keep_scheduling, see
+    swapface/media/scheduling.py) fails by name, and its threads are put back: left as they are, they starve
+    the processes of every later test (a server's jobs, a browser) until CI's limit ends the run."""
+    with keep_scheduling():
+        yield
+        left = realtime_threads()
+    assert not left, f"threads {left} of the test process were left real-time (SCHED_FIFO or SCHED_RR)"
 
 
 @pytest.fixture(scope="session")

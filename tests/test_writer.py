@@ -150,3 +150,49 @@ def test_unwritable_outputs_are_refused_early(tmp_path: Path) -> None:
         with pytest.raises(InputError, match=words):
             check_writable(path)
     check_writable(tmp_path / "new" / "out.mp4")
+
+
+_AV1_THREADS = """
+import sys
+from pathlib import Path
+import av
+from swapface.media import open_media, probe
+from swapface.media.codecs import check_container_takes, choose_encoder
+from swapface.media.scheduling import realtime_threads
+from swapface.media.writer import VideoSettings, VideoWriter
+src, out = Path(sys.argv[1]), Path(sys.argv[2])
+frames = [f for f in open_media(src) if f.index < 4]
+if sys.argv[3] == "raw":  # PyAV alone, as a control: what the encoder does to an unguarded process
+    with av.open(str(out), "w") as c:
+        s = c.add_stream("libsvtav1", rate=25)
+        s.width, s.height, s.pix_fmt = frames[0].image.shape[1], frames[0].image.shape[0], "yuv420p"
+        for f in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(f.image, format="rgb24")):
+                c.mux(p)
+else:
+    h, w = frames[0].image.shape[:2]
+    check_container_takes(out, choose_encoder("av1", ".mkv", w, h), w, h)
+    with VideoWriter(out, probe(src), VideoSettings(codec="av1")) as writer:
+        for f in frames:
+            writer.write(f, f.image)
+print(len(realtime_threads()))
+"""
+
+
+def test_an_av1_encode_leaves_no_thread_real_time(tmp_path: Path) -> None:
+    """SVT-AV1 makes its threads and the one that opens it SCHED_FIFO 99 when it runs as root (containers,
+    CI): a real-time thread starves every ordinary process, and processes started later inherit it. The
+    writer and the codec check put them back. The raw control shows the encoder doing it here, so the test
+    can fail (run as root; as another user the encoder cannot, and the control says so)."""
+    import os
+    import subprocess
+    import sys
+
+    def threads(mode: str) -> int:
+        run = subprocess.run([sys.executable, "-c", _AV1_THREADS, str(VIDEOS / "lp_d3.mp4"),
+                              str(tmp_path / f"{mode}.mkv"), mode], capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        return int(run.stdout.split()[-1])
+
+    assert (threads("raw") > 0) == (os.geteuid() == 0)
+    assert threads("ours") == 0

@@ -10,6 +10,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from swapface.media.scheduling import keep_scheduling
+
 
 def write_clip(path: Path, frames: Iterable[np.ndarray], fps: int = 30, faststart: bool = False) -> Path:
     """Encode RGB frames as H.264 (near-lossless) so tests can build inputs from real footage."""
@@ -110,7 +112,7 @@ def write_pattern_clip(path: Path, encoder: str, pix_fmt: str, size: tuple[int, 
     alpha = "a" in pix_fmt.split("p")[0][3:] or pix_fmt.startswith(("rgba", "gbra"))
     tb = Fraction(1, 1000) if pts is not None else Fraction(1, fps)
     times = pts if pts is not None else list(range(frames))
-    with av.open(str(path), "w", format=fmt) as out:
+    with keep_scheduling(), av.open(str(path), "w", format=fmt) as out:  # SVT-AV1 makes threads real-time
         stream = out.add_stream(encoder, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.codec_context.time_base = tb

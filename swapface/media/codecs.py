@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 
 from swapface.errors import InputError, SwapfaceError
+from swapface.media.scheduling import keep_scheduling
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,8 @@ def check_container_takes(path: str | Path, choice: EncoderChoice, width: int, h
             stream = container.add_stream(choice.encoder, rate=25)
             stream.width, stream.height, stream.pix_fmt = width, height, choice.pix_fmt
             stream.options = dict(choice.options)
-            stream.codec_context.open()
+            with keep_scheduling():  # SVT-AV1 makes the threads it opens with real-time
+                stream.codec_context.open()
             container.start_encoding()
     except (av.error.FFmpegError, ValueError) as exc:
         raise InputError(path, f"cannot write {choice.name} ({choice.encoder}, {choice.pix_fmt}) video of "

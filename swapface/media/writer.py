@@ -23,6 +23,7 @@ from swapface.media.codecs import EncoderChoice, check_container_takes, choose_e
 from swapface.media.depth import restore_display16
 from swapface.media.images import IMAGE_SUFFIXES
 from swapface.media.reader import Frame, MediaInfo
+from swapface.media.scheduling import keep_scheduling
 from swapface.media.sequences import Sequence, SequenceWriter, find_sequence, output_sequence, parse_pattern
 
 SYNTHETIC_KEY = "synthetic"
@@ -270,7 +271,12 @@ class VideoWriter:
             video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         video_frame.pts = pts
         video_frame.time_base = self._encode_base
-        for packet in self._video.encode(video_frame):
+        if self.frames_written == 0:
+            with keep_scheduling():  # the encoder opens on its first frame (SVT-AV1 makes threads real-time)
+                packets = self._video.encode(video_frame)
+        else:
+            packets = self._video.encode(video_frame)
+        for packet in packets:
             self._container.mux(packet)
         self.frames_written += 1
         self._mux_audio_until(float(pts_in * self._time_base) + AUDIO_LEAD_SECONDS)
