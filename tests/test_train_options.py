@@ -1,13 +1,15 @@
-"""Training options on real facesets: --init-from with --freeze encoder, pretraining a base model, the PatchGAN
-in bf16 (and its resume), the published weight average."""
+"""Training options on real facesets: --init-from with --freeze encoder or --anchor-weight, pretraining a base
+model, the PatchGAN in bf16 (and its resume), the published weight average."""
 
 from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
+from swapface.errors import SwapfaceError
 from swapface.model import SwapAutoencoder
 from swapface.modeldir import load_model
 from swapface.train.checkpoint import CHECKPOINT_FILE, load_checkpoint
@@ -92,3 +94,32 @@ def test_time_limit_stops_at_a_saved_step_and_a_rerun_goes_on(faceset_a, faceset
     assert load_checkpoint(model_dir / CHECKPOINT_FILE)[1]["step"] == first.step
     second = train(faceset_a, faceset_b, model_dir, _options(time_limit=1.0), message=lambda _t: None)
     assert second.step > first.step
+
+
+def test_anchor_keeps_a_pair_near_its_base_and_resumes_exactly(faceset_a, faceset_b, tmp_path) -> None:
+    """L2-SP: --anchor-weight pulls every weight back toward --init-from's, so a pair drifts less from its base
+    (yet still learns); a resumed run reads the base again and matches a straight one."""
+    base = tmp_path / "base"
+    train(faceset_a, faceset_b, base, _options(steps=3, ema=0.0), message=lambda _t: None)
+    start = load_file(base / "model.safetensors")
+
+    def drift(model_dir) -> float:
+        weights = load_file(model_dir / "model.safetensors")
+        return sum(float((weights[k].float() - start[k].float()).square().sum()) for k in start) ** 0.5
+
+    runs = {}
+    for name, weight in (("free", 0.0), ("anchored", 250.0)):  # lr 1e-3: a quarter of the way back each step
+        runs[name] = tmp_path / name
+        train(faceset_b, faceset_a, runs[name], _options(steps=12, ema=0.0, init_from=base, anchor_weight=weight),
+              message=lambda _t: None)
+    assert 0 < drift(runs["anchored"]) < 0.5 * drift(runs["free"])
+    resumed = tmp_path / "resumed"
+    for steps in (6, 12):
+        train(faceset_b, faceset_a, resumed, _options(steps=steps, save_every=6, ema=0.0, init_from=base,
+                                                      anchor_weight=250.0), message=lambda _t: None)
+    losses = [[m["loss"] for m in map(json.loads, (d / METRICS_FILE).read_text().splitlines())]
+              for d in (runs["anchored"], resumed)]
+    assert losses[0] == losses[1]
+    assert json.loads((resumed / "config.json").read_text())["training"]["anchor_weight"] == 250.0
+    with pytest.raises(SwapfaceError, match="give --init-from too"):
+        train(faceset_b, faceset_a, tmp_path / "x", _options(steps=1, anchor_weight=1.0), message=lambda _t: None)

@@ -100,6 +100,7 @@ class TrainOptions:
     late_phase: float = 0.0  # share of the run, at its end, without random warp and with the PatchGAN
     late_gan_weight: float = 0.1  # PatchGAN weight during the late phase
     lr_dropout: float = 0.0  # share of the weights' updates dropped at random each step (DeepFaceLab's lr_dropout)
+    anchor_weight: float = 0.0  # pull toward the --init-from weights each step (L2-SP); drift stays near 1/weight
 
 
 @dataclass
@@ -141,6 +142,10 @@ def _check_options(options: TrainOptions) -> None:
         raise SwapfaceError("--late-phase is a share of the run: give --steps or --time-limit too")
     if min(options.expression_weight, options.cycle_weight, options.late_gan_weight) < 0:
         raise SwapfaceError("loss weights must not be negative")
+    if options.anchor_weight < 0 or options.anchor_weight * options.lr >= 1:
+        raise SwapfaceError("anchor weight must be in [0, 1/lr)")
+    if options.anchor_weight and options.init_from is None:
+        raise SwapfaceError("--anchor-weight pulls toward the --init-from weights: give --init-from too")
     if options.eval_every and not options.holdout:
         raise SwapfaceError("--eval-every needs held-out faces: give --holdout too (e.g. 0.1)")
 
@@ -228,6 +233,7 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
             torch.backends.cudnn.benchmark = True
         trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.anchor = self._anchor(Path(options.init_from), trainable) if options.anchor_weight else None
         # The published model: a moving average of the weights, steadier from step to step (less
         # flicker in swapped video) than the raw weights. Kept on every rank, so ranks stay alike.
         self.ema = copy.deepcopy(self.model).requires_grad_(False) if options.ema else None
@@ -364,14 +370,19 @@ class Trainer:
         (DeepFaceLab's trick for the fine detail late in training: noisier, smaller steps)."""
         if not self.options.lr_dropout:
             self.optimizer.step()
-            return
-        params = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
-        before = [p.detach().clone() for p in params]
-        self.optimizer.step()
-        with torch.no_grad():
-            for p, old in zip(params, before, strict=True):
-                keep = torch.rand(p.shape, device=p.device) < self.options.lr_dropout
-                p.copy_(torch.where(keep, old, p))
+        else:
+            params = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+            before = [p.detach().clone() for p in params]
+            self.optimizer.step()
+            with torch.no_grad():
+                for p, old in zip(params, before, strict=True):
+                    keep = torch.rand(p.shape, device=p.device) < self.options.lr_dropout
+                    p.copy_(torch.where(keep, old, p))
+        if self.anchor is not None:
+            params, start = self.anchor
+            with torch.no_grad():
+                pull = self.options.lr * self.lr_scale * self.options.anchor_weight
+                torch._foreach_lerp_(params, start, pull)
 
     def _expression_loss(self, out, target_a: torch.Tensor, target_b: torch.Tensor) -> torch.Tensor:
         """Expression of each swap against its source, both read by the landmark regressor."""
@@ -594,6 +605,16 @@ class Trainer:
         load_weights(self.model, source / WEIGHTS_FILE)  # (the EMA copy is made from these weights)
         self.message(f"initialised weights from {source}")
 
+    def _anchor(self, source: Path, trainable: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The trainable weights and the --init-from weights they are pulled back toward (L2-SP, Li et al. 2018,
+        decoupled from the loss as AdamW decouples weight decay). A pair fine-tuned from a base forgets what the
+        base knew of other faces' expressions the longer it trains; the pull lets each weight drift about
+        1/anchor_weight from where the base left it. Read from the base's file, so a resumed run has it too."""
+        base = copy.deepcopy(self.model).requires_grad_(False)  # same device and memory format
+        load_weights(base, source / WEIGHTS_FILE)
+        start = dict(zip((id(p) for p in self.model.parameters()), base.parameters(), strict=True))
+        return trainable, [start[id(p)].detach() for p in trainable]
+
     def _training_record(self) -> dict:
         o = self.options
         return {"faceset_a": str(self.faceset_paths[0]), "faceset_b": str(self.faceset_paths[1]),
@@ -601,6 +622,7 @@ class Trainer:
                 "kl_weight": o.kl_weight, "gan_weight": o.gan_weight, "ema": o.ema, "precision": self.precision,
                 "expression_weight": o.expression_weight, "cycle_weight": o.cycle_weight,
                 "late_phase": o.late_phase, "late_gan_weight": o.late_gan_weight, "lr_dropout": o.lr_dropout,
+                "init_from": None if o.init_from is None else str(o.init_from), "anchor_weight": o.anchor_weight,
                 "augment": asdict(o.augment), "faces": self.face_backend}
 
     # -- logs and previews (rank 0) ---------------------------------------------------------------
