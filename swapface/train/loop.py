@@ -367,7 +367,8 @@ class Trainer:
 
     def _optimizer_step(self) -> None:
         """AdamW's step; with lr dropout, each weight keeps its old value with probability `lr_dropout`
-        (DeepFaceLab's trick for the fine detail late in training: noisier, smaller steps)."""
+        (DeepFaceLab's trick for the fine detail late in training: noisier, smaller steps); with an anchor,
+        each weight then moves back toward the base's by lr * anchor_weight of the way."""
         if not self.options.lr_dropout:
             self.optimizer.step()
         else:
@@ -380,9 +381,10 @@ class Trainer:
                     p.copy_(torch.where(keep, old, p))
         if self.anchor is not None:
             params, start = self.anchor
+            pull = self.options.lr * self.lr_scale * self.options.anchor_weight
             with torch.no_grad():
-                pull = self.options.lr * self.lr_scale * self.options.anchor_weight
-                torch._foreach_lerp_(params, start, pull)
+                for p, p0 in zip(params, start, strict=True):
+                    p.lerp_(p0, pull)
 
     def _expression_loss(self, out, target_a: torch.Tensor, target_b: torch.Tensor) -> torch.Tensor:
         """Expression of each swap against its source, both read by the landmark regressor."""
