@@ -4,10 +4,10 @@ SVT-AV1 (libsvtav1, the AV1 encoder inside PyAV's FFmpeg) makes the thread that 
 encoder threads it starts, real-time (SCHED_FIFO, priority 99) whenever it is allowed to: whenever the process
 runs as root, as it does in most containers. A real-time thread that computes never yields to ordinary ones, so
 on a small machine it starves every other process (a server's job workers, a browser), and every process
-started afterwards from such a thread inherits the policy; the encoder's threads keep it after it closes. No
-encoder option turns this off, and neither PyAV nor the standard library offers a guard, so after an encoder
-opens we put every thread of this process that it changed back to the caller's policy (Linux's scheduler calls
-take a thread id where they take a process id).
+started afterwards from such a thread inherits the policy; the encoder's threads keep it after it closes. We
+found no encoder option that turns this off, and neither PyAV nor the standard library offers a guard, so after
+an encoder opens we put every thread of this process that it changed back to the caller's policy (Linux's
+scheduler calls take a thread id where they take a process id).
 """
 
 from __future__ import annotations
