@@ -19,27 +19,34 @@ from collections.abc import Iterator
 _TASKS = "/proc/self/task"
 
 
+def _threads() -> list[int]:
+    """Ids of this process's threads ([] where there is no /proc or no scheduler call: not Linux)."""
+    if not hasattr(os, "sched_setscheduler") or not os.path.isdir(_TASKS):
+        return []
+    return [int(name) for name in os.listdir(_TASKS)]
+
+
 @contextlib.contextmanager
 def keep_scheduling() -> Iterator[None]:
     """Run the body (an encoder's open), then give every thread the calling thread's policy from before."""
-    if not hasattr(os, "sched_setscheduler") or not os.path.isdir(_TASKS):
+    if not _threads():
         yield  # not Linux: nothing here to guard
         return
     policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
     try:
         yield
     finally:
-        for name in os.listdir(_TASKS):
+        for tid in _threads():
             with contextlib.suppress(OSError):  # a thread that ended meanwhile
-                if os.sched_getscheduler(int(name)) != policy or os.sched_getparam(int(name)) != param:
-                    os.sched_setscheduler(int(name), policy, param)
+                if os.sched_getscheduler(tid) != policy or os.sched_getparam(tid) != param:
+                    os.sched_setscheduler(tid, policy, param)
 
 
 def realtime_threads() -> list[int]:
     """Ids of this process's threads under a real-time policy (for tests and diagnostics)."""
     found = []
-    for name in os.listdir(_TASKS):
+    for tid in _threads():
         with contextlib.suppress(OSError):
-            if os.sched_getscheduler(int(name)) in (os.SCHED_FIFO, os.SCHED_RR):
-                found.append(int(name))
+            if os.sched_getscheduler(tid) in (os.SCHED_FIFO, os.SCHED_RR):
+                found.append(tid)
     return found

@@ -271,10 +271,8 @@ class VideoWriter:
             video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         video_frame.pts = pts
         video_frame.time_base = self._encode_base
-        if self.frames_written == 0:
-            with keep_scheduling():  # the encoder opens on its first frame (SVT-AV1 makes threads real-time)
-                packets = self._video.encode(video_frame)
-        else:
+        # the encoder opens on its first frame (SVT-AV1 then makes threads real-time)
+        with keep_scheduling() if self.frames_written == 0 else contextlib.nullcontext():
             packets = self._video.encode(video_frame)
         for packet in packets:
             self._container.mux(packet)

@@ -614,8 +614,8 @@ class Trainer:
         1/anchor_weight from where the base left it. Read from the base's file, so a resumed run has it too."""
         base = copy.deepcopy(self.model).requires_grad_(False)  # same device and memory format
         load_weights(base, source / WEIGHTS_FILE)
-        start = dict(zip((id(p) for p in self.model.parameters()), base.parameters(), strict=True))
-        return trainable, [start[id(p)].detach() for p in trainable]
+        return trainable, [b for p, b in zip(self.model.parameters(), base.parameters(), strict=True)
+                           if p.requires_grad]
 
     def _training_record(self) -> dict:
         o = self.options
