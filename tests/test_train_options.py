@@ -1,5 +1,5 @@
 """Training options on real facesets: --init-from with --freeze encoder or --anchor-weight, pretraining a base
-model, the PatchGAN in bf16 (and its resume), the published weight average."""
+model, the PatchGAN in bf16 (and its resume), the swap GAN, the published weight average."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from safetensors.torch import load_file
 
 from swapface.errors import SwapfaceError
 from swapface.model import SwapAutoencoder
+from swapface.model.discriminator import PatchDiscriminator
 from swapface.modeldir import load_model
-from swapface.train.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from swapface.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, unflatten
 from swapface.train.data import load_faces
 from swapface.train.loop import METRICS_FILE, TrainOptions, train
 
@@ -123,3 +124,27 @@ def test_anchor_keeps_a_pair_near_its_base_and_resumes_exactly(faceset_a, facese
     assert json.loads((resumed / "config.json").read_text())["training"]["anchor_weight"] == 250.0
     with pytest.raises(SwapfaceError, match="give --init-from too"):
         train(faceset_b, faceset_a, tmp_path / "x", _options(steps=1, anchor_weight=1.0), message=lambda _t: None)
+
+
+def test_swap_gan_judges_each_swap_as_its_target_and_resumes_exactly(faceset_a, faceset_b, tmp_path) -> None:
+    """--swap-gan-weight: a discriminator with a head per identity judges real faces and swaps, each face by the
+    head of the identity it claims (A's faces drawn as B by head B); a resumed run matches a straight one."""
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    options = dict(swap_gan_weight=0.1, ema=0.0)
+    train(faceset_a, faceset_b, straight, _options(steps=4, **options), message=lambda _t: None)
+    for steps in (2, 4):
+        train(faceset_a, faceset_b, resumed, _options(steps=steps, save_every=2, **options), message=lambda _t: None)
+    records = [[json.loads(line) for line in (d / METRICS_FILE).read_text().splitlines()] for d in (straight, resumed)]
+    assert [r["loss"] for r in records[0]] == [r["loss"] for r in records[1]]
+    assert all("swap_gan_g" in r and "gan_d" in r and "gan_g" not in r for r in records[0])  # recon GAN stays off
+    assert json.loads((resumed / "config.json").read_text())["training"]["swap_gan_weight"] == 0.1
+
+    tensors, _ = load_checkpoint(resumed / CHECKPOINT_FILE)
+    discriminator = PatchDiscriminator(heads=2)
+    discriminator.load_state_dict(unflatten("disc", tensors))
+    faces = torch.cat([load_faces(path, 32).images[:3].float() / 255 for path in (faceset_a, faceset_b)])
+    claims = torch.tensor([0, 0, 0, 1, 1, 1])
+    with torch.no_grad():
+        heads, judged = discriminator(faces), discriminator(faces, claims)
+    assert heads.shape[1] == 2 and not torch.allclose(heads[:, 0], heads[:, 1])
+    assert torch.equal(judged[:, 0], heads[torch.arange(6), claims])

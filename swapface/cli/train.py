@@ -65,6 +65,9 @@ def train_command(
     anchor_weight: Annotated[float, typer.Option(help="Pull the weights back toward --init-from's each step (L2-SP): "
                                                       "each drifts about 1/weight from the base (0: off).",
                                                  min=0)] = 0.0,
+    swap_gan_weight: Annotated[float, typer.Option(help="Weight of a PatchGAN, one head per identity, that also "
+                                                        "judges each swap as a face of its target (0: off).",
+                                                   min=0)] = 0.0,
 ) -> None:
     """Train a model that swaps A's and B's faces; rerun the same command to resume. Under
     `torchrun --nproc_per_node=N` it trains data-parallel."""
@@ -77,7 +80,7 @@ def train_command(
             init_from=init_from, freeze=tuple(freeze or ()), device=device, precision=precision, compile=compile,
             seed=seed, ema=ema, expression_weight=expression_weight, cycle_weight=cycle_weight,
             late_phase=late_phase, late_gan_weight=late_gan_weight, lr_dropout=lr_dropout,
-            anchor_weight=anchor_weight)
+            anchor_weight=anchor_weight, swap_gan_weight=swap_gan_weight)
         with Progress(TextColumn("[bold]train[/]"), BarColumn(bar_width=None), MofNCompleteColumn(),
                       TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), console=console,
                       transient=True) as bar:

@@ -8,9 +8,12 @@ from torch import nn
 
 
 class PatchDiscriminator(nn.Module):
-    """Three stride-2 4x4 convs then a 1-channel conv: one logit per ~70 px patch (at 256 px)."""
+    """Three stride-2 4x4 convs then a 1-channel conv per head: one logit per ~70 px patch (at 256 px).
 
-    def __init__(self, width: int = 64, layers: int = 3) -> None:
+    With one head per identity it is conditional: a face is judged as a real face of the identity it
+    claims to be, so a swap drawn as B is pushed toward real B faces, not only toward any real face."""
+
+    def __init__(self, width: int = 64, layers: int = 3, heads: int = 1) -> None:
         super().__init__()
         blocks: list[nn.Module] = [nn.Conv2d(3, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
         channels = width
@@ -20,8 +23,12 @@ class PatchDiscriminator(nn.Module):
                        nn.LeakyReLU(0.2, inplace=True)]
             channels = out
         blocks += [nn.Conv2d(channels, channels, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
-                   nn.Conv2d(channels, 1, 3, 1, 1)]
+                   nn.Conv2d(channels, heads, 3, 1, 1)]
         self.net = nn.Sequential(*blocks)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x * 2 - 1)
+    def forward(self, x: torch.Tensor, claims: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B,3,H,W) in [0,1]; claims: (B,) the head (identity) each face is judged by, with several heads."""
+        logits = self.net(x * 2 - 1)
+        if claims is None:
+            return logits
+        return logits[torch.arange(len(x), device=x.device), claims].unsqueeze(1)

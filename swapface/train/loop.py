@@ -101,6 +101,7 @@ class TrainOptions:
     late_gan_weight: float = 0.1  # PatchGAN weight during the late phase
     lr_dropout: float = 0.0  # share of the weights' updates dropped at random each step (DeepFaceLab's lr_dropout)
     anchor_weight: float = 0.0  # pull toward the --init-from weights each step (L2-SP); drift stays near 1/weight
+    swap_gan_weight: float = 0.0  # a PatchGAN with a head per identity also judges each swap as a face of its target
 
 
 @dataclass
@@ -140,7 +141,7 @@ def _check_options(options: TrainOptions) -> None:
         raise SwapfaceError("late phase and lr dropout are shares: give them in [0, 1)")
     if options.late_phase and options.steps is None and options.time_limit is None:
         raise SwapfaceError("--late-phase is a share of the run: give --steps or --time-limit too")
-    if min(options.expression_weight, options.cycle_weight, options.late_gan_weight) < 0:
+    if min(options.expression_weight, options.cycle_weight, options.late_gan_weight, options.swap_gan_weight) < 0:
         raise SwapfaceError("loss weights must not be negative")
     if options.anchor_weight < 0 or options.anchor_weight * options.lr >= 1:
         raise SwapfaceError("anchor weight must be in [0, 1/lr)")
@@ -241,10 +242,13 @@ class Trainer:
         fused = device.type == "cuda"  # one kernel for all parameters instead of several per tensor
         self.optimizer = torch.optim.AdamW(trainable, lr=options.lr, betas=(0.9, 0.99), weight_decay=0.0, fused=fused)
         self.discriminator = self.disc_optimizer = None
-        if options.gan_weight > 0 or options.late_phase > 0:
-            self.discriminator = PatchDiscriminator().to(device)
+        if options.gan_weight > 0 or options.late_phase > 0 or options.swap_gan_weight > 0:
+            self.discriminator = PatchDiscriminator(heads=2 if options.swap_gan_weight > 0 else 1).to(device)
             self.disc_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=options.lr,
                                                     betas=(0.5, 0.99), weight_decay=0.0, fused=fused)
+        # which head judges each face of a batch (A's then B's), when the discriminator has one per identity
+        self.claims = (torch.arange(2, device=device).repeat_interleave(options.batch_size)
+                       if options.swap_gan_weight > 0 else None)
         self.regressor = self.regressor_optimizer = None
         if options.expression_weight > 0:  # the expression loss's judge, trained on the real crops alongside
             self.regressor = LandmarkRegressor().to(device)
@@ -324,8 +328,9 @@ class Trainer:
         o = self.options
         input_a, target_a, mask_a, weight_a = self.batch("a")
         input_b, target_b, mask_b, weight_b = self.batch("b")
+        swaps = self.regressor is not None or o.swap_gan_weight > 0
         with self.autocast():
-            out = self.forward(input_a, input_b, swaps=self.regressor is not None, cycle=o.cycle_weight > 0)
+            out = self.forward(input_a, input_b, swaps=swaps, cycle=o.cycle_weight > 0)
         rec_a = self.losses(out.rgb_a, out.mask_a, target_a, mask_a, weight_a)
         rec_b = self.losses(out.rgb_b, out.mask_b, target_b, mask_b, weight_b)
         terms = {key: (rec_a[key] + rec_b[key]) / 2 for key in rec_a}
@@ -338,24 +343,30 @@ class Trainer:
         if self.regressor is not None:
             terms["expression"] = self._expression_loss(out, target_a, target_b)
             loss = loss + o.expression_weight * terms["expression"]
-        fakes = torch.cat([out.rgb_a, out.rgb_b])
         gan_weight = max(o.gan_weight, o.late_gan_weight) if self.in_late_phase() else o.gan_weight
-        if self.discriminator is not None and gan_weight > 0:
+        # (images, the identity each claims, term name, weight): what the discriminator judges as generated
+        fakes = [(torch.cat([out.rgb_a, out.rgb_b]), self.claims, "gan_g", gan_weight),
+                 (torch.cat([out.swap_ba, out.swap_ab]) if o.swap_gan_weight > 0 else None, self.claims,
+                  "swap_gan_g", o.swap_gan_weight)]
+        fakes = [fake for fake in fakes if fake[3] > 0]
+        if fakes:
             self.discriminator.requires_grad_(False)
             with self.autocast():
-                terms["gan_g"] = generator_gan_loss(self.discriminator(fakes))
+                for images, claims, name, weight in fakes:
+                    terms[name] = generator_gan_loss(self.discriminator(images, claims))
+                    loss = loss + weight * terms[name]
             self.discriminator.requires_grad_(True)
-            loss = loss + gan_weight * terms["gan_g"]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self._optimizer_step()
         self._update_ema()
         if self.regressor is not None:
             terms["landmarks"] = self._train_regressor()
-        if self.discriminator is not None and gan_weight > 0:
+        if fakes:
             with self.autocast():
-                real = self.discriminator(torch.cat([target_a, target_b]))
-                fake = self.discriminator(fakes.detach())
+                real = self.discriminator(torch.cat([target_a, target_b]), self.claims)
+                fake = torch.cat([self.discriminator(images.detach(), claims).flatten()
+                                  for images, claims, _, _ in fakes])
             terms["gan_d"] = discriminator_gan_loss(real, fake)
             self.disc_optimizer.zero_grad(set_to_none=True)
             terms["gan_d"].backward()
@@ -625,6 +636,7 @@ class Trainer:
                 "expression_weight": o.expression_weight, "cycle_weight": o.cycle_weight,
                 "late_phase": o.late_phase, "late_gan_weight": o.late_gan_weight, "lr_dropout": o.lr_dropout,
                 "init_from": None if o.init_from is None else str(o.init_from), "anchor_weight": o.anchor_weight,
+                "swap_gan_weight": o.swap_gan_weight,
                 "augment": asdict(o.augment), "faces": self.face_backend}
 
     # -- logs and previews (rank 0) ---------------------------------------------------------------
