@@ -118,3 +118,17 @@ def test_dense_bottleneck_is_packed_into_the_latent_and_old_configs_load(tmp_pat
     del data["model"]["dense_dims"]
     (tmp_path / "old" / CONFIG_FILE).write_text(json.dumps(data))
     assert load_model(tmp_path / "old")[1].dense_dims == 0
+
+
+def test_swaps_without_swap_grad_train_the_decoders_only() -> None:
+    """A loss on swaps drawn from a detached latent (the swap GAN's) reaches the decoder drawing them, not the
+    encoder; with swap_grad (the expression loss) it reaches both."""
+    model = SwapAutoencoder(preset("tiny"))
+    x = torch.rand(2, 3, 64, 64)
+    for swap_grad in (False, True):
+        model.zero_grad()
+        model(x, x, swaps=True, swap_grad=swap_grad).swap_ab.mean().backward()
+        decoder = [p.grad for p in model.decoders["b"].body[0].parameters()]
+        assert all(g is not None and bool(g.abs().sum() > 0) for g in decoder)
+        encoder = [p.grad for p in model.encoder.parameters()]
+        assert all(g is None for g in encoder) != swap_grad

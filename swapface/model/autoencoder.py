@@ -158,12 +158,14 @@ class SwapAutoencoder(nn.Module):
         mu, _ = self.encode(x)
         return self.decode(mu, to)
 
-    def forward(self, x_a: torch.Tensor, x_b: torch.Tensor, swaps: bool = False, cycle: bool = False) -> TrainOutputs:
+    def forward(self, x_a: torch.Tensor, x_b: torch.Tensor, swaps: bool = False, cycle: bool = False,
+                swap_grad: bool = True) -> TrainOutputs:
         """Training pass: one encoder call for both batches (bigger, faster kernels), a sampled
         latent (reparameterisation), then each half through its own decoder. Every parameter takes
         part, as DistributedDataParallel requires. `swaps` also draws each batch as the other identity
         (for losses on swaps), `cycle` also encodes those swaps again and draws them back; both inside
-        forward, so DistributedDataParallel sees every use of every parameter."""
+        forward, so DistributedDataParallel sees every use of every parameter. Without `swap_grad` the swaps
+        are drawn from a detached latent: losses on them train the decoders only."""
         mu, logvar = self.encode(torch.cat([x_a, x_b]))
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
         z_a, z_b = z.split([len(x_a), len(x_b)])
@@ -171,7 +173,7 @@ class SwapAutoencoder(nn.Module):
         rgb_b, mask_b = self.decode(z_b, "b")
         out = TrainOutputs(rgb_a, mask_a, rgb_b, mask_b, mu, logvar)
         if swaps or cycle:
-            mu_a, mu_b = mu.split([len(x_a), len(x_b)])
+            mu_a, mu_b = (mu if swap_grad else mu.detach()).split([len(x_a), len(x_b)])
             swap_ab, swap_ba = self.decode(mu_a, "b")[0], self.decode(mu_b, "a")[0]
             out = out._replace(swap_ab=swap_ab, swap_ba=swap_ba)
             if cycle:

@@ -102,6 +102,7 @@ class TrainOptions:
     lr_dropout: float = 0.0  # share of the weights' updates dropped at random each step (DeepFaceLab's lr_dropout)
     anchor_weight: float = 0.0  # pull toward the --init-from weights each step (L2-SP); drift stays near 1/weight
     swap_gan_weight: float = 0.0  # a PatchGAN with a head per identity also judges each swap as a face of its target
+    #                               (through the decoders only: an encoder taught to fool it drops what faces show)
 
 
 @dataclass
@@ -329,8 +330,9 @@ class Trainer:
         input_a, target_a, mask_a, weight_a = self.batch("a")
         input_b, target_b, mask_b, weight_b = self.batch("b")
         swaps = self.regressor is not None or o.swap_gan_weight > 0
-        with self.autocast():
-            out = self.forward(input_a, input_b, swaps=swaps, cycle=o.cycle_weight > 0)
+        with self.autocast():  # the expression and cycle losses train the encoder through the swaps; the GAN not
+            out = self.forward(input_a, input_b, swaps=swaps, cycle=o.cycle_weight > 0,
+                               swap_grad=self.regressor is not None or o.cycle_weight > 0)
         rec_a = self.losses(out.rgb_a, out.mask_a, target_a, mask_a, weight_a)
         rec_b = self.losses(out.rgb_b, out.mask_b, target_b, mask_b, weight_b)
         terms = {key: (rec_a[key] + rec_b[key]) / 2 for key in rec_a}
