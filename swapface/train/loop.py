@@ -346,16 +346,16 @@ class Trainer:
             terms["expression"] = self._expression_loss(out, target_a, target_b)
             loss = loss + o.expression_weight * terms["expression"]
         gan_weight = max(o.gan_weight, o.late_gan_weight) if self.in_late_phase() else o.gan_weight
-        # (images, the identity each claims, term name, weight): what the discriminator judges as generated
-        fakes = [(torch.cat([out.rgb_a, out.rgb_b]), self.claims, "gan_g", gan_weight),
-                 (torch.cat([out.swap_ba, out.swap_ab]) if o.swap_gan_weight > 0 else None, self.claims,
-                  "swap_gan_g", o.swap_gan_weight)]
-        fakes = [fake for fake in fakes if fake[3] > 0]
+        # what the discriminator judges as generated, term -> (images claiming A then B, weight)
+        fakes = {"gan_g": (torch.cat([out.rgb_a, out.rgb_b]), gan_weight)}
+        if o.swap_gan_weight > 0:
+            fakes["swap_gan_g"] = (torch.cat([out.swap_ba, out.swap_ab]), o.swap_gan_weight)
+        fakes = {name: fake for name, fake in fakes.items() if fake[1] > 0}
         if fakes:
             self.discriminator.requires_grad_(False)
             with self.autocast():
-                for images, claims, name, weight in fakes:
-                    terms[name] = generator_gan_loss(self.discriminator(images, claims))
+                for name, (images, weight) in fakes.items():
+                    terms[name] = generator_gan_loss(self.discriminator(images, self.claims))
                     loss = loss + weight * terms[name]
             self.discriminator.requires_grad_(True)
         self.optimizer.zero_grad(set_to_none=True)
@@ -367,8 +367,8 @@ class Trainer:
         if fakes:
             with self.autocast():
                 real = self.discriminator(torch.cat([target_a, target_b]), self.claims)
-                fake = torch.cat([self.discriminator(images.detach(), claims).flatten()
-                                  for images, claims, _, _ in fakes])
+                fake = torch.cat([self.discriminator(images.detach(), self.claims).flatten()
+                                  for images, _ in fakes.values()])
             terms["gan_d"] = discriminator_gan_loss(real, fake)
             self.disc_optimizer.zero_grad(set_to_none=True)
             terms["gan_d"].backward()
