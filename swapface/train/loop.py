@@ -576,8 +576,10 @@ class Trainer:
                 load_optimizer(self.regressor_optimizer, unflatten("landmarks_optim", tensors),
                                state["landmarks_optim_groups"])
         except (ValueError, KeyError, RuntimeError) as exc:
-            raise InputError(path, f"cannot resume with these options ({exc}); use the --freeze, --gan-weight, "
-                                   "--late-phase and --expression-weight of the original run") from None
+            detail = " ".join(line.strip() for line in str(exc).strip().splitlines()[:2])  # torch's run on and on
+            raise InputError(path, f"cannot resume with these options ({detail}); use the --freeze, "
+                                   "--gan-weight, --late-phase, --swap-gan-weight and --expression-weight of the "
+                                   "original run") from None
         self.step, self.lr_scale = int(state["step"]), float(state["lr_scale"])
         self._apply_lr()
         same_faces = state["faces"] == [len(self.faces["a"]), len(self.faces["b"])]
