@@ -7,10 +7,14 @@
 #
 #   bench/gpu.sh CARRY 1 [OUT]   # training benchmark (ours vs the classic, 128/256 px, bf16) + swap model stage
 #   bench/gpu.sh CARRY 2 [OUT]   # the quality protocol: 128 preset at 128 px, batch 64, 8.5 minutes of training
+#                                # (RUN=name keeps a second run's work, outputs and log apart, to run two at once:
+#                                # at 128 px the model waits on kernel launches, so two share one GPU well)
 #   bench/gpu.sh CARRY 3 [OUT]   # the speed levers run 1 left untried: torch.compile, and twice the batch
 #
 # dlib (and its 95 MiB landmark model) does not travel, so run 2 saves the model's held-out outputs and
-# prints what needs no face analysis (steps, PSNR, sharpness); score the rest back home, by the same scorer:
+# prints what needs no face analysis (steps, PSNR, sharpness). The outputs come back as OUT/heldout.tar.aa, .ab,
+# ... (the device tool brings back at most 8 files of at most 16 MiB each); score them back home, by the same scorer:
+#   cat OUT/heldout.tar.* | tar xf - -C OUT
 #   python bench/quality.py --score-outputs OUT/heldout --facesets-from CARRY/facesets --max-faces 256
 set -euo pipefail
 CARRY=$(cd "${1:?usage: bench/gpu.sh CARRY 1|2|3 [OUT]}" && pwd)
@@ -24,6 +28,7 @@ MINUTES=${QUALITY_MINUTES:-8.5}
 MAX_FACES=${MAX_FACES:-256}
 DEVICE=${DEVICE:-cuda}  # dry run anywhere: DEVICE=cpu BATCH=2 MAX_FACES=8 QUALITY_ARGS="--steps 1"
 BATCH=${BATCH:-64}
+RUN=${RUN:+-$RUN}  # part 2: suffix of the work dir, the held-out outputs and the log
 
 # Wheels are zip files: unpacked onto PYTHONPATH they work without pip or a venv (all are pure or abi3).
 DEPS=$(mktemp -d)
@@ -50,8 +55,10 @@ case "$PART" in
     ;;
 2)
     "$PY" bench/quality.py --device "$DEVICE" --precision bf16 --preset 128 --batch-size "$BATCH" --minutes "$MINUTES" \
-        --facesets-from "$F" --work /tmp/swapface-gpu --model-dir /tmp/swapface-gpu/model --fresh --max-faces "$MAX_FACES" \
-        --outputs-to "$OUT/heldout" ${QUALITY_ARGS:-} 2>&1 | tee "$OUT/quality.log"
+        --facesets-from "$F" --work "/tmp/swapface-gpu$RUN" --model-dir "/tmp/swapface-gpu$RUN/model" --fresh --max-faces "$MAX_FACES" \
+        --outputs-to "$OUT/heldout$RUN" ${QUALITY_ARGS:-} 2>&1 | tee "$OUT/quality$RUN.log"
+    tar cf - -C "$OUT" "heldout$RUN" | split -b 15M - "$OUT/heldout$RUN.tar."
+    rm -r "${OUT:?}/heldout$RUN"
     ;;
 3)
     # Compiling happens in the warm-up steps; the classic baseline runs eager again, so ratios stay comparable.

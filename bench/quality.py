@@ -155,11 +155,13 @@ def score_outputs(held: dict[str, Path], args: argparse.Namespace,
     meta = json.loads((args.score_outputs / "meta.json").read_text())
     faces = {k: held_out_faces(p, k, meta["resolution"], meta["coverage"], meta["max_faces"]) for k, p in held.items()}
     backend = make_backend("dlib")
-    def saved(source: str, to: str) -> np.ndarray:
-        return np.load(args.score_outputs / f"{source}2{to}.npz")["outputs"]
-
+    saved = {(source, to): args.score_outputs / f"{source}2{to}.npz" for source in faces for to in faces}
+    missing = [path.name for path in saved.values() if not path.is_file()]
+    if missing:  # a transfer that lost a file still scores the directions that came back
+        print(f"{args.score_outputs}: no {', '.join(missing)}; scoring the other directions")
     return meta["steps"], [score_direction(None, faces[source], to, references, backend, real_faces=faces[to],
-                                           outputs=saved(source, to)) for source in faces for to in faces]
+                                           outputs=np.load(path)["outputs"])
+                           for (source, to), path in saved.items() if path.is_file()]
 
 
 def classic_run(train_sets: dict[str, Path], held: dict[str, Path], args: argparse.Namespace,
