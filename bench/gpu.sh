@@ -7,8 +7,8 @@
 #
 #   bench/gpu.sh CARRY 1 [OUT]   # training benchmark (ours vs the classic, 128/256 px, bf16) + swap model stage
 #   bench/gpu.sh CARRY 2 [OUT]   # the quality protocol: 128 preset at 128 px, batch 64, 8.5 minutes of training
-#                                # (RUN=name keeps a second run's work, outputs and log apart, to run two at once:
-#                                # at 128 px the model waits on kernel launches, so two share one GPU well)
+#                                # (RUN=name keeps a run's work, outputs and log apart, to run two at once; on an
+#                                # H200 each then made 55% of the steps it makes alone)
 #   bench/gpu.sh CARRY 3 [OUT]   # the speed levers run 1 left untried: torch.compile, and twice the batch
 #
 # dlib (and its 95 MiB landmark model) does not travel, so run 2 saves the model's held-out outputs and

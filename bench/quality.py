@@ -144,15 +144,22 @@ def write_outputs(model_dir: Path, held: dict[str, Path], args: argparse.Namespa
         np.savez_compressed(args.outputs_to / f"{name}.npz", outputs=out)
     (args.outputs_to / "meta.json").write_text(json.dumps({
         "steps": step, "resolution": config.resolution, "coverage": config.coverage, "max_faces": args.max_faces,
-        "batch_size": args.batch_size, "minutes": args.minutes}))
+        "batch_size": args.batch_size, "minutes": args.minutes, "device": device_name(args.device)}))
     print(f"{step} steps; " + "; ".join(lines) + f"; outputs in {args.outputs_to}: score them with dlib elsewhere "
           "(python bench/quality.py --score-outputs FOLDER --facesets-from CARRY/facesets)")
+
+
+def device_name(device: str) -> str:
+    return torch.cuda.get_device_name() if device.startswith("cuda") else "CPU"
 
 
 def score_outputs(held: dict[str, Path], args: argparse.Namespace,
                   references: dict[str, np.ndarray]) -> tuple[int, list[DirectionScores]]:
     """Score outputs that `--outputs-to` saved on another machine, by the same scorer."""
     meta = json.loads((args.score_outputs / "meta.json").read_text())
+    # The table's title names the run that made the outputs, not this machine.
+    args.minutes, args.batch_size, args.resolution = meta["minutes"], meta["batch_size"], meta["resolution"]
+    args.device = meta.get("device", "another machine")
     faces = {k: held_out_faces(p, k, meta["resolution"], meta["coverage"], meta["max_faces"]) for k, p in held.items()}
     backend = make_backend("dlib")
     saved = {(source, to): args.score_outputs / f"{source}2{to}.npz" for source in faces for to in faces}
@@ -256,10 +263,10 @@ def main() -> None:
         other = "b" if identity == "a" else "a"
         real[identity] = [float(np.linalg.norm(embeddings - references[k], axis=1).mean()) for k in (identity, other)]
 
-    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
+    trained_on = args.device if args.score_outputs else device_name(args.device)
     model_name = "classic autoencoder" if args.model == "classic" else f"swapface {args.preset} preset"
     table = Table(title=f"quality protocol: {model_name} at {args.resolution or 'preset'} px, {steps} steps of batch "
-                        f"{args.batch_size} in {args.minutes:g} min on {device_name}")
+                        f"{args.batch_size} in {args.minutes:g} min on {trained_on}")
     for column in COLUMNS:
         table.add_column(column)
     rows = {}
@@ -275,7 +282,7 @@ def main() -> None:
     console.print("protocol's classic (128 px, H200, 240 s): " + ", ".join(f"{k} {v}" for k, v in CLASSIC.items())
                   + f"; PSNR A {CLASSIC_PSNR['a']} dB, B {CLASSIC_PSNR['b']} dB. Targets: {TARGETS}.")
     if args.json:
-        args.json.write_text(json.dumps(dict(model=args.model, steps=steps, run_seconds=run_seconds, device=device_name,
+        args.json.write_text(json.dumps(dict(model=args.model, steps=steps, run_seconds=run_seconds, device=trained_on,
                                              preset=args.preset, resolution=args.resolution,
                                              batch_size=args.batch_size, directions=rows, real=real), indent=1))
 
