@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from classic import ClassicAutoencoder, baseline_step
@@ -166,9 +167,23 @@ def score_outputs(held: dict[str, Path], args: argparse.Namespace,
     missing = [path.name for path in saved.values() if not path.is_file()]
     if missing:  # a transfer that lost a file still scores the directions that came back
         print(f"{args.score_outputs}: no {', '.join(missing)}; scoring the other directions")
+    outputs = {pair: np.load(path)["outputs"] for pair, path in saved.items() if path.is_file()}
+    if args.preview:
+        write_preview(args.preview, faces, outputs)
     return meta["steps"], [score_direction(None, faces[source], to, references, backend, real_faces=faces[to],
-                                           outputs=np.load(path)["outputs"])
-                           for (source, to), path in saved.items() if path.is_file()]
+                                           outputs=out) for (source, to), out in outputs.items()]
+
+
+def write_preview(path: Path, faces: dict, outputs: dict[tuple[str, str], np.ndarray], count: int = 6) -> None:
+    """A grid to look at: per direction, held-out sources above what the model made of them. The numbers
+    alone have passed broken swaps (a GAN's ghosted features scored sharper, with a better NME)."""
+    rows = []
+    for (source, _to), out in outputs.items():
+        picks = np.linspace(0, len(out) - 1, count).round().astype(int)
+        rows += [np.concatenate(faces[source].crops[picks], 1), np.concatenate(out[picks], 1)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), np.concatenate(rows, 0)[..., ::-1])  # RGB -> OpenCV's BGR
+    print(f"preview: {path} (real people: look at it here, never publish it)")
 
 
 def classic_run(train_sets: dict[str, Path], held: dict[str, Path], args: argparse.Namespace,
@@ -222,6 +237,8 @@ def main() -> None:
                                                         ".npz files) instead of scoring them")
     parser.add_argument("--score-outputs", type=Path, help="score outputs saved by --outputs-to; no training")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--preview", type=Path, help="with --score-outputs: also write a grid of held-out sources "
+                                                     "and outputs to this PNG, to look at")
     parser.add_argument("--model", choices=["swapface", "classic"], default="swapface")
     parser.add_argument("--clips", nargs=2, default=list(CLIPS.values()), metavar=("A", "B"),
                         help="another pair of ../shared/data/videos (with its own --work): does a result hold "
