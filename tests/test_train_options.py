@@ -131,7 +131,9 @@ def test_swap_gan_judges_each_swap_as_its_target_and_resumes_exactly(faceset_a, 
     head of the identity it claims (A's faces drawn as B by head B); a resumed run matches a straight one."""
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     options = dict(swap_gan_weight=0.1, ema=0.0)
-    train(faceset_a, faceset_b, straight, _options(steps=4, **options), message=lambda _t: None)
+    said: list[str] = []
+    train(faceset_a, faceset_b, straight, _options(steps=4, **options), message=said.append)
+    assert sum("--swap-gan-weight from scratch" in line for line in said) == 1  # said once, at the start
     for steps in (2, 4):
         train(faceset_a, faceset_b, resumed, _options(steps=steps, save_every=2, **options), message=lambda _t: None)
     records = [[json.loads(line) for line in (d / METRICS_FILE).read_text().splitlines()] for d in (straight, resumed)]

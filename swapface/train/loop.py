@@ -447,6 +447,9 @@ class Trainer:
         if self.faceset_paths[0].resolve() == self.faceset_paths[1].resolve():
             self.message("one faceset for both sides: pretraining a base model (both decoders learn every face); "
                          "start pairs from it with --init-from")
+        if o.swap_gan_weight > 0 and o.init_from is None and self.step == 0:
+            self.message("warning: --swap-gan-weight from scratch shapes the decoders before they can draw a face "
+                         "(on a GPU run it broke the swaps: docs/benchmarks.md); start from a base with --init-from")
         self.model.train()
         window: dict[str, torch.Tensor] = {}
         window_steps, window_start = 0, time.perf_counter()
