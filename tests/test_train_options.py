@@ -140,7 +140,7 @@ def test_swap_gan_judges_each_swap_as_its_target_and_resumes_exactly(faceset_a, 
     assert [r["loss"] for r in records[0]] == [r["loss"] for r in records[1]]
     assert all("swap_gan_g" in r and "gan_d" in r and "gan_g" not in r for r in records[0])  # recon GAN stays off
     assert json.loads((resumed / "config.json").read_text())["training"]["swap_gan_weight"] == 0.1
-    with pytest.raises(SwapfaceError, match=r"size mismatch for net\.\d+\.weight.*--swap-gan-weight"):
+    with pytest.raises(SwapfaceError, match=r"size mismatch for net\.\d+\.bias.*--swap-gan-weight"):
         train(faceset_a, faceset_b, resumed, _options(steps=6, gan_weight=0.1, ema=0.0), message=lambda _t: None)
 
     tensors, _ = load_checkpoint(resumed / CHECKPOINT_FILE)
