@@ -132,3 +132,20 @@ def test_swaps_without_swap_grad_train_the_decoders_only() -> None:
         assert all(g is not None and bool(g.abs().sum() > 0) for g in decoder)
         encoder = [p.grad for p in model.encoder.parameters()]
         assert all(g is None for g in encoder) != swap_grad
+
+
+def test_discriminator_convs_have_unit_spectral_norm() -> None:
+    """The PatchGAN's slope is bounded: after a few training-mode passes (power iteration), each conv's weight,
+    as a matrix, has largest singular value 1, however large its raw weights are."""
+    from swapface.model.discriminator import PatchDiscriminator
+
+    torch.manual_seed(0)
+    discriminator = PatchDiscriminator(heads=2)
+    convs = [m for m in discriminator.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        for conv in convs:
+            conv.parametrizations.weight.original.mul_(10)
+        for _ in range(20):
+            discriminator(torch.rand(2, 3, 32, 32))
+    sigmas = [torch.linalg.matrix_norm(conv.weight.detach().flatten(1), ord=2).item() for conv in convs]
+    assert len(convs) == 5 and all(abs(s - 1) < 0.05 for s in sigmas), sigmas
