@@ -146,6 +146,7 @@ def test_swap_gan_judges_each_swap_as_its_target_and_resumes_exactly(faceset_a, 
     tensors, _ = load_checkpoint(resumed / CHECKPOINT_FILE)
     discriminator = PatchDiscriminator(heads=2)
     discriminator.load_state_dict(unflatten("disc", tensors))
+    discriminator.eval()  # judge with the saved spectral-norm estimate: a training-mode pass would refine it
     faces = torch.cat([load_faces(path, 32).images[:3].float() / 255 for path in (faceset_a, faceset_b)])
     claims = torch.tensor([0, 0, 0, 1, 1, 1])
     with torch.no_grad():
