@@ -36,6 +36,7 @@ from rich.table import Table
 from swapface.errors import SwapfaceError
 from swapface.eval.heldout import (
     DirectionScores,
+    HeldOutFaces,
     headline,
     held_out_faces,
     held_out_scores,
@@ -174,7 +175,8 @@ def score_outputs(held: dict[str, Path], args: argparse.Namespace,
                                            outputs=out) for (source, to), out in outputs.items()]
 
 
-def write_preview(path: Path, faces: dict, outputs: dict[tuple[str, str], np.ndarray], count: int = 6) -> None:
+def write_preview(path: Path, faces: dict[str, HeldOutFaces], outputs: dict[tuple[str, str], np.ndarray],
+                  count: int = 6) -> None:
     """A grid to look at: per direction, held-out sources above what the model made of them. The numbers
     alone have passed broken swaps (a GAN's ghosted features scored sharper, with a better NME)."""
     rows = []

@@ -9,6 +9,7 @@ import torch
 
 from swapface.errors import InputError, SwapfaceError
 from swapface.model import PRESETS, ModelConfig, SwapAutoencoder, preset
+from swapface.model.discriminator import PatchDiscriminator
 from swapface.modeldir import CONFIG_FILE, WEIGHTS_FILE, load_model, save_model
 
 
@@ -137,8 +138,6 @@ def test_swaps_without_swap_grad_train_the_decoders_only() -> None:
 def test_discriminator_convs_have_unit_spectral_norm() -> None:
     """The PatchGAN's slope is bounded: after a few training-mode passes (power iteration), each conv's weight,
     as a matrix, has largest singular value 1, however large its raw weights are."""
-    from swapface.model.discriminator import PatchDiscriminator
-
     torch.manual_seed(0)
     discriminator = PatchDiscriminator(heads=2)
     convs = [m for m in discriminator.modules() if isinstance(m, torch.nn.Conv2d)]
