@@ -33,7 +33,7 @@ from classic import ClassicAutoencoder, baseline_step
 from rich.console import Console
 from rich.table import Table
 
-from swapface.errors import SwapfaceError
+from swapface.errors import InputError, SwapfaceError
 from swapface.eval.heldout import (
     DirectionScores,
     HeldOutFaces,
@@ -158,7 +158,11 @@ def device_name(device: str) -> str:
 def score_outputs(held: dict[str, Path], args: argparse.Namespace,
                   references: dict[str, np.ndarray]) -> tuple[int, list[DirectionScores]]:
     """Score outputs that `--outputs-to` saved on another machine, by the same scorer."""
-    meta = json.loads((args.score_outputs / "meta.json").read_text())
+    meta_path = args.score_outputs / "meta.json"
+    if not meta_path.is_file():
+        raise InputError(args.score_outputs, "no meta.json: unpack heldout.tar.* first, or point at a folder "
+                                             "that --outputs-to wrote")
+    meta = json.loads(meta_path.read_text())
     # The table's title names the run that made the outputs, not this machine.
     args.minutes, args.batch_size, args.resolution = meta["minutes"], meta["batch_size"], meta["resolution"]
     args.device = meta.get("device", "another machine")
