@@ -106,7 +106,7 @@ def test_video_against_itself_scores_perfectly(self_eval):
     assert result.flicker_ratio == pytest.approx(1.0, abs=1e-9)
     assert result.summaries["change_source"].mean > 0.3  # the clip does move: the ratio is not 0/0
     for key in ("nme", "yaw_diff", "pitch_diff", "roll_diff", "flicker_excess", "seam_colour", "seam_gradient",
-                "skin_brightness", "skin_colour"):
+                "seam_brows", "seam_sides", "seam_jaw", "skin_brightness", "skin_colour"):
         assert result.summaries[key].worst5 == 0.0, key
     assert result.sharpness == pytest.approx(1.0) and result.summaries["sharpness"].worst5 == pytest.approx(1.0)
     assert result.expression.dynamic_nme == 0.0 and result.expression.frames == FRAMES

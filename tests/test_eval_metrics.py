@@ -12,6 +12,7 @@ from swapface.eval.metrics import (
     FACE_MODEL_3D,
     MAX_PSNR,
     POSE_POINTS,
+    SEAM_PARTS,
     HeadPose,
     angle_difference,
     boundary_band,
@@ -166,6 +167,25 @@ def test_seam_ranks_hard_paste_above_feathered_blend(face):
     changed_inside[inner] = 255 - changed_inside[inner]
     assert seam_score(changed_inside, crop, mask, band).gradient < 0.05 * hard_score.gradient + 1e-9
     assert boundary_band(mask, band).sum() > 0
+
+
+def test_seam_says_which_part_of_the_outline_it_is_on(face):
+    image, landmarks, crop, mask = face
+    points = transform_points(landmarks, alignment_matrix(landmarks, AlignSpec(256, "whole")))
+    band = 10
+    # A chin and lower jaw of another colour, pasted hard below the mouth: a seam along the jaw only.
+    lower = (np.arange(crop.shape[0])[:, None] > points[48:68, 1].max() + 5) & (mask > 0.5)
+    recoloured = crop.copy()
+    recoloured[lower] = np.clip(crop[lower].astype(np.int16) + [40, 15, -30], 0, 255).astype(np.uint8)
+    score = seam_score(recoloured, crop, mask, band, points)
+    assert set(score.parts) == set(SEAM_PARTS)
+    assert score.parts["jaw"] > 12 and score.parts["brows"] < 1.0
+    assert score.parts["jaw"] > 3 * score.parts["sides"] and score.parts["jaw"] > score.colour
+    # The same change over the whole face: every part of the outline shows it; and no landmarks, no parts.
+    whole = np.where((mask > 0.5)[..., None], np.clip(crop.astype(np.int16) + [40, 15, -30], 0, 255), crop)
+    everywhere = seam_score(whole.astype(np.uint8), crop, mask, band, points)
+    assert min(everywhere.parts.values()) > 20
+    assert seam_score(recoloured, crop, mask, band).parts == {}
 
 
 def test_summaries_report_the_worst_frames():

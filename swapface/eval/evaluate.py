@@ -26,6 +26,7 @@ from swapface.errors import InputError
 from swapface.eval.analysis import AnalysisOptions, PairAnalysis, analysed_pairs
 from swapface.eval.expression import ExpressionScores, expression_scores
 from swapface.eval.metrics import (
+    SEAM_PARTS,
     Summary,
     angle_difference,
     boundary_band,
@@ -84,6 +85,9 @@ class FrameScores:
     change_swapped: float = math.nan
     seam_colour: float = math.nan
     seam_gradient: float = math.nan
+    seam_brows: float = math.nan  # the seam colour step along each part of the face's outline
+    seam_sides: float = math.nan
+    seam_jaw: float = math.nan
     sharpness: float = math.nan  # high-frequency energy of the swapped face / the source face's, same crop
     skin_brightness: float = math.nan  # mean |L step| of forehead, cheeks, chin vs the source's skin (LAB levels)
     skin_colour: float = math.nan  # mean (a, b) step of the same regions
@@ -116,6 +120,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("flicker_excess", "extra frame-to-frame change", "levels"),
     Metric("seam_colour", "seam colour step", "levels"),
     Metric("seam_gradient", "seam gradient", "levels/px"),
+    *(Metric(f"seam_{part}", f"seam colour step, {part}", "levels") for part in SEAM_PARTS),
     Metric("sharpness", "sharpness vs source face", "ratio", higher_is_better=True),
     Metric("skin_brightness", "skin brightness step vs source", "LAB levels"),
     Metric("skin_colour", "skin colour step vs source", "LAB levels"),
@@ -320,8 +325,10 @@ class _FrameJudge:
         swapped_crop = crop_face(swapped.image, matrix, self.spec.size)
         crop_points = transform_points(landmarks, matrix)
         mask = hull_mask(crop_points, (self.spec.size, self.spec.size))
-        seam = seam_score(swapped_crop, source_crop, mask, self.band)
+        seam = seam_score(swapped_crop, source_crop, mask, self.band, crop_points)
         scores.seam_colour, scores.seam_gradient = seam.colour, seam.gradient
+        for part, step in seam.parts.items():
+            setattr(scores, f"seam_{part}", step)
         self.aligned[0].append(crop_points)
         self.aligned[1].append(transform_points(swapped_landmarks, matrix))
         energy = high_frequency_energy(swapped_crop, mask), high_frequency_energy(source_crop, mask)

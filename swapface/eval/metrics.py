@@ -7,7 +7,7 @@ as (68, 2) pixel coordinates. Every function says which direction is better.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -227,6 +227,7 @@ class SeamScore:
 
     colour: float
     gradient: float
+    parts: dict[str, float] = field(default_factory=dict)  # colour step per part of the outline (SEAM_PARTS)
 
 
 def _disc(radius: int) -> np.ndarray:
@@ -258,7 +259,13 @@ def _local_mean(values: np.ndarray, weights: np.ndarray, sigma: float) -> np.nda
     return cv2.GaussianBlur(values * weights, (0, 0), sigma) / total
 
 
-def seam_score(swapped: np.ndarray, source: np.ndarray, mask: np.ndarray, half_width: int) -> SeamScore:
+# The landmark hull's outline in three parts (68-point indices), to say where a seam is: along the brows, down
+# the sides of the face, or along the lower jaw and chin, where the new face's outline meets the neck.
+SEAM_PARTS = {"brows": range(17, 27), "sides": (*range(0, 4), *range(13, 17)), "jaw": range(4, 13)}
+
+
+def seam_score(swapped: np.ndarray, source: np.ndarray, mask: np.ndarray, half_width: int,
+               landmarks: np.ndarray | None = None) -> SeamScore:
     """Colour and gradient discontinuity along the boundary of `mask`, relative to the source frame.
 
     Both are measured on the difference image (swapped - source): edges that were already in the
@@ -284,7 +291,17 @@ def seam_score(swapped: np.ndarray, source: np.ndarray, mask: np.ndarray, half_w
     sigma = max(1.0, half_width / 2.0)
     step = _local_mean(delta, inside, sigma) - _local_mean(delta, 1.0 - inside, sigma)
     step = np.sqrt((step**2).sum(-1)) if step.ndim == 3 else np.abs(step)
-    return SeamScore(float(step[edge].mean()), gradient)
+    return SeamScore(float(step[edge].mean()), gradient, {} if landmarks is None else _by_part(step, edge, landmarks))
+
+
+def _by_part(step: np.ndarray, edge: np.ndarray, landmarks: np.ndarray) -> dict[str, float]:
+    """Mean colour step of the edge pixels nearest each part's outline landmarks (68 points, crop coordinates)."""
+    ys, xs = np.nonzero(edge)
+    points = np.asarray(landmarks, np.float64)[:27, :2]  # the outline: jaw 0-16, brows 17-26
+    nearest = np.argmin((xs[:, None] - points[:, 0]) ** 2 + (ys[:, None] - points[:, 1]) ** 2, axis=1)
+    values = step[ys, xs]
+    return {name: float(values[np.isin(nearest, indices)].mean()) if np.isin(nearest, indices).any()
+            else float("nan") for name, indices in SEAM_PARTS.items()}
 
 
 # -- summaries -----------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from swapface.atomic import atomic_write_text, check_folder_writable
 from swapface.errors import InputError
 from swapface.eval.evaluate import METRICS, EvalResult, Strip
 from swapface.eval.heldout import DirectionScores, headline
-from swapface.eval.metrics import SAME_PERSON_DISTANCE, Summary
+from swapface.eval.metrics import SAME_PERSON_DISTANCE, SEAM_PARTS, Summary
 
 FORMAT = "swapface-eval"
 FORMAT_VERSION = 1
@@ -173,6 +173,7 @@ def _video_html(result: EvalResult) -> str:
     flicker_plot = _plot(result, [("change_source", "source"), ("change_swapped", "swapped")],
                          "mean |change| (levels)", "Frame-to-frame change inside the face")
     seam_plot = _plot(result, [("seam_colour", "colour step (levels)"),
+                               *((f"seam_{part}", f"colour step, {part}") for part in SEAM_PARTS),
                                ("seam_gradient", "gradient (levels/px)")], "discontinuity", "Seam at the mask edge")
     columns = " | ".join(STRIP_COLUMNS)
     strips = "".join(_strip_html(s, result) for s in result.strips)
