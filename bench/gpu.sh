@@ -10,6 +10,8 @@
 #                                # (RUN=name keeps a run's work, outputs and log apart, to run two at once; on an
 #                                # H200 each then made 55% of the steps it makes alone)
 #   bench/gpu.sh CARRY 3 [OUT]   # the speed levers run 1 left untried: torch.compile, and twice the batch
+#   bench/gpu.sh CARRY 4 [OUT]   # a base first (BASE_MINUTES, default 3.5, on CARRY/facesets/pool: gpu_carry.py
+#                                # --pool), then part 2's protocol from it (--init-from) for QUALITY_MINUTES (5)
 #
 # dlib (and its 95 MiB landmark model) does not travel, so run 2 saves the model's held-out outputs and
 # prints what needs no face analysis (steps, PSNR, sharpness). The outputs come back as OUT/heldout.tar.aa, .ab,
@@ -17,14 +19,13 @@
 #   cat OUT/heldout.tar.* | tar xf - -C OUT
 #   python bench/quality.py --score-outputs OUT/heldout --facesets-from CARRY/facesets --max-faces 256
 set -euo pipefail
-CARRY=$(cd "${1:?usage: bench/gpu.sh CARRY 1|2|3 [OUT]}" && pwd)
-PART=${2:?usage: bench/gpu.sh CARRY 1|2|3 [OUT]}
+CARRY=$(cd "${1:?usage: bench/gpu.sh CARRY 1|2|3|4 [OUT]}" && pwd)
+PART=${2:?usage: bench/gpu.sh CARRY 1|2|3|4 [OUT]}
 OUT=${3:-gpu-out}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
-MINUTES=${QUALITY_MINUTES:-8.5}
 MAX_FACES=${MAX_FACES:-256}
 DEVICE=${DEVICE:-cuda}  # dry run anywhere: DEVICE=cpu BATCH=2 MAX_FACES=8 QUALITY_ARGS="--steps 1"
 BATCH=${BATCH:-64}
@@ -47,6 +48,16 @@ if [ "$DEVICE" = cuda ]; then
 fi
 
 F="$CARRY/facesets"
+# The quality protocol for MINUTES (then any extra arguments), its held-out outputs packed for the trip back.
+protocol() {
+    local minutes=$1
+    shift
+    "$PY" bench/quality.py --device "$DEVICE" --precision bf16 --preset 128 --batch-size "$BATCH" --minutes "$minutes" \
+        --facesets-from "$F" --work "/tmp/swapface-gpu$RUN" --model-dir "/tmp/swapface-gpu$RUN/model" --fresh \
+        --max-faces "$MAX_FACES" --outputs-to "$OUT/heldout$RUN" "$@" ${QUALITY_ARGS:-} 2>&1 | tee "$OUT/quality$RUN.log"
+    tar cf - -C "$OUT" "heldout$RUN" | split -b 15M - "$OUT/heldout$RUN.tar."
+    rm -r "${OUT:?}/heldout$RUN"
+}
 case "$PART" in
 1)
     "$PY" bench/train.py --device "$DEVICE" --precision bf16 --batch-size "$BATCH" --steps 30 --warmup 5 \
@@ -54,11 +65,12 @@ case "$PART" in
     "$PY" bench/gpu_model_speed.py --device "$DEVICE" 2>&1 | tee "$OUT/swap_model.log"
     ;;
 2)
-    "$PY" bench/quality.py --device "$DEVICE" --precision bf16 --preset 128 --batch-size "$BATCH" --minutes "$MINUTES" \
-        --facesets-from "$F" --work "/tmp/swapface-gpu$RUN" --model-dir "/tmp/swapface-gpu$RUN/model" --fresh --max-faces "$MAX_FACES" \
-        --outputs-to "$OUT/heldout$RUN" ${QUALITY_ARGS:-} 2>&1 | tee "$OUT/quality$RUN.log"
-    tar cf - -C "$OUT" "heldout$RUN" | split -b 15M - "$OUT/heldout$RUN.tar."
-    rm -r "${OUT:?}/heldout$RUN"
+    protocol "${QUALITY_MINUTES:-8.5}"
+    ;;
+4)
+    "$PY" bench/pretrain.py "$F/pool" "/tmp/swapface-base$RUN" --device "$DEVICE" --precision bf16 --preset 128 \
+        --batch-size "$BATCH" --minutes "${BASE_MINUTES:-3.5}" ${BASE_ARGS:-} 2>&1 | tee "$OUT/base$RUN.log"
+    protocol "${QUALITY_MINUTES:-5}" --init-from "/tmp/swapface-base$RUN"
     ;;
 3)
     # Compiling happens in the warm-up steps; the classic baseline runs eager again, so ratios stay comparable.
@@ -68,7 +80,7 @@ case "$PART" in
         --resolutions 256 --facesets "$F/a-train" "$F/b-train" 2>&1 | tee "$OUT/train_batch.log"
     ;;
 *)
-    echo "part must be 1, 2 or 3" >&2
+    echo "part must be 1, 2, 3 or 4" >&2
     exit 2
     ;;
 esac

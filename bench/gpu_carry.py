@@ -17,6 +17,10 @@ CARRY/facesets --max-faces 256`.
 
     python bench/quality.py --device cpu --minutes 0.01 --steps 1   # once: extract and split (if not done)
     python bench/gpu_carry.py /tmp/carry [--work ../quality-work] [--every 2]
+    python bench/gpu_carry.py /tmp/carry --every 4 --pool POOL --pool-every 8   # for part 4: a base first
+
+POOL is a faceset of many people without the protocol's two, e.g. `swapface extract` of every other clip and
+still of ../shared/data, every 3rd frame (docs/benchmarks.md, "a pretrained base").
 """
 
 from __future__ import annotations
@@ -71,6 +75,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path(__file__).resolve().parents[2] / "quality-work",
                         help="bench/quality.py's work folder (holds a-train, a-held, b-train, b-held)")
     parser.add_argument("--every", type=int, default=2, help="keep every N-th training face")
+    parser.add_argument("--pool", type=Path, help="also carry this faceset of many people (the pair's clips not in "
+                                                  "it), for bench/gpu.sh part 4's base")
+    parser.add_argument("--pool-every", type=int, default=8, help="keep every N-th face of --pool")
     args = parser.parse_args()
 
     wheels = args.carry / "wheels"
@@ -85,11 +92,14 @@ def main() -> None:
         count = scaled_faceset(source, args.carry / "facesets" / part, RESOLUTION,
                                args.every if part.endswith("train") else 1)
         print(f"{part}: {count} faces at {RESOLUTION} px")
+    if args.pool:
+        count = scaled_faceset(args.pool, args.carry / "facesets" / "pool", RESOLUTION, args.pool_every)
+        print(f"pool: {count} faces at {RESOLUTION} px")
     size, repository = folder_size(args.carry), tracked_size()
     print(f"{args.carry}: {size / 2**20:.1f} MiB, with the repository's {repository / 2**20:.1f} MiB "
           f"(limit {LIMIT / 2**20:.0f} MiB together)")
     if size + repository > LIMIT:
-        sys.exit("too large: raise --every")
+        sys.exit("too large: raise --every (or --pool-every)")
 
 
 if __name__ == "__main__":
