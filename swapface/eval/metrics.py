@@ -274,7 +274,8 @@ def seam_score(swapped: np.ndarray, source: np.ndarray, mask: np.ndarray, half_w
     difference just inside and just outside the boundary (normalised convolution over a Gaussian of
     `half_width`), and the gradient is the steepest change within `half_width`: a hard edge and a
     soft blend can change the colour by the same amount, but only the hard edge is steep, and only
-    it is seen as a seam.
+    it is seen as a seam. With the face's 68 `landmarks` (crop coordinates), the colour step is also given
+    per part of the outline (`parts`, SEAM_PARTS), so a report can say where the seam is.
     """
     _check_pair(swapped, source)
     scale = 255.0 if swapped.dtype != np.uint8 else 1.0
@@ -300,8 +301,8 @@ def _by_part(step: np.ndarray, edge: np.ndarray, landmarks: np.ndarray) -> dict[
     points = np.asarray(landmarks, np.float64)[:27, :2]  # the outline: jaw 0-16, brows 17-26
     nearest = np.argmin((xs[:, None] - points[:, 0]) ** 2 + (ys[:, None] - points[:, 1]) ** 2, axis=1)
     values = step[ys, xs]
-    return {name: float(values[np.isin(nearest, indices)].mean()) if np.isin(nearest, indices).any()
-            else float("nan") for name, indices in SEAM_PARTS.items()}
+    parts = {name: np.isin(nearest, indices) for name, indices in SEAM_PARTS.items()}
+    return {name: float(values[part].mean()) if part.any() else float("nan") for name, part in parts.items()}
 
 
 # -- summaries -----------------------------------------------------------------------------------------
