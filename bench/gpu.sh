@@ -27,7 +27,7 @@ PY=${PYTHON:-python3}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 MAX_FACES=${MAX_FACES:-256}
-DEVICE=${DEVICE:-cuda}  # dry run anywhere: DEVICE=cpu BATCH=2 MAX_FACES=8 QUALITY_ARGS="--steps 1"
+DEVICE=${DEVICE:-cuda}  # dry run anywhere: DEVICE=cpu BATCH=2 MAX_FACES=8 QUALITY_ARGS="--steps 1" (part 4 also BASE_ARGS="--steps 2")
 BATCH=${BATCH:-64}
 RUN=${RUN:+-$RUN}  # part 2: suffix of the work dir, the held-out outputs and the log
 

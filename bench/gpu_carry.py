@@ -92,9 +92,12 @@ def main() -> None:
         count = scaled_faceset(source, args.carry / "facesets" / part, RESOLUTION,
                                args.every if part.endswith("train") else 1)
         print(f"{part}: {count} faces at {RESOLUTION} px")
+    pool = args.carry / "facesets" / "pool"
     if args.pool:
-        count = scaled_faceset(args.pool, args.carry / "facesets" / "pool", RESOLUTION, args.pool_every)
+        count = scaled_faceset(args.pool, pool, RESOLUTION, args.pool_every)
         print(f"pool: {count} faces at {RESOLUTION} px")
+    else:
+        shutil.rmtree(pool, ignore_errors=True)  # a pool left by an earlier build would travel and count
     size, repository = folder_size(args.carry), tracked_size()
     print(f"{args.carry}: {size / 2**20:.1f} MiB, with the repository's {repository / 2**20:.1f} MiB "
           f"(limit {LIMIT / 2**20:.0f} MiB together)")
