@@ -68,6 +68,9 @@ def train_command(
     swap_gan_weight: Annotated[float, typer.Option(help="Weight of a PatchGAN, one head per identity, that also "
                                                         "judges each swap as a face of its target (0: off).",
                                                    min=0)] = 0.0,
+    code_gan_weight: Annotated[float, typer.Option(help="Weight of a discriminator that tells A's latent codes from "
+                                                        "B's, which the encoder learns to fool (0: off).",
+                                                   min=0)] = 0.0,
 ) -> None:
     """Train a model that swaps A's and B's faces; rerun the same command to resume. Under
     `torchrun --nproc_per_node=N` it trains data-parallel."""
@@ -80,7 +83,8 @@ def train_command(
             init_from=init_from, freeze=tuple(freeze or ()), device=device, precision=precision, compile=compile,
             seed=seed, ema=ema, expression_weight=expression_weight, cycle_weight=cycle_weight,
             late_phase=late_phase, late_gan_weight=late_gan_weight, lr_dropout=lr_dropout,
-            anchor_weight=anchor_weight, swap_gan_weight=swap_gan_weight)
+            anchor_weight=anchor_weight, swap_gan_weight=swap_gan_weight,
+            code_gan_weight=code_gan_weight)
         with Progress(TextColumn("[bold]train[/]"), BarColumn(bar_width=None), MofNCompleteColumn(),
                       TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), console=console,
                       transient=True) as bar:

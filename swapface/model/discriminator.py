@@ -1,5 +1,5 @@
-"""PatchGAN discriminator: scores overlapping patches as real or generated, which sharpens texture
-that pixel losses blur away."""
+"""Discriminators: a PatchGAN that scores overlapping patches as real or generated, which sharpens texture
+that pixel losses blur away; and a code discriminator that tells from the latent whose face it was."""
 
 from __future__ import annotations
 
@@ -35,3 +35,23 @@ class PatchDiscriminator(nn.Module):
         if claims is None:
             return logits
         return logits[torch.arange(len(x), device=x.device), claims].unsqueeze(1)
+
+
+class CodeDiscriminator(nn.Module):
+    """Latent mean (B,C,S,S) -> one logit per face: "this code came from a face of B, not of A".
+
+    The encoder is trained to fool it (DeepFaceLab's "true face power"), so the latent keeps pose,
+    expression and light but not whose face it was: the swap then feeds each decoder codes like the ones
+    it learned from. Convs at the latent's own size, then a dense layer over all cells, since identity is
+    in the arrangement as much as in any one cell. Spectral norm for the same bounded slope as above."""
+
+    def __init__(self, channels: int, side: int, width: int = 128) -> None:
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        self.net = nn.Sequential(
+            sn(nn.Conv2d(channels, width, 3, 1, 1)), nn.LeakyReLU(0.2, inplace=True),
+            sn(nn.Conv2d(width, width, 3, 1, 1)), nn.LeakyReLU(0.2, inplace=True),
+            nn.Flatten(), sn(nn.Linear(width * side * side, 1)))
+
+    def forward(self, code: torch.Tensor) -> torch.Tensor:
+        return self.net(code.float()).squeeze(1)

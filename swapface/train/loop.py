@@ -31,7 +31,7 @@ from swapface.faceset import Faceset
 from swapface.faceset.store import shared_backend
 from swapface.media.images import write_rgb
 from swapface.model import SwapAutoencoder, preset
-from swapface.model.discriminator import PatchDiscriminator
+from swapface.model.discriminator import CodeDiscriminator, PatchDiscriminator
 from swapface.model.landmarks import LandmarkRegressor
 from swapface.modeldir import WEIGHTS_FILE, load_weights, read_config, save_model, save_weights, write_config
 from swapface.outputs import check_outputs
@@ -50,6 +50,7 @@ from swapface.train.checkpoint import (
 from swapface.train.data import FaceTensors, ShardSampler, load_faces, split_holdout
 from swapface.train.evaluate import HeldOutEvaluator
 from swapface.train.losses import (
+    code_identity_loss,
     discriminator_gan_loss,
     expression_loss,
     generator_gan_loss,
@@ -103,6 +104,8 @@ class TrainOptions:
     anchor_weight: float = 0.0  # pull toward the --init-from weights each step (L2-SP); drift stays near 1/weight
     swap_gan_weight: float = 0.0  # a PatchGAN with a head per identity also judges each swap as a face of its target
     #                               (through the decoders only: an encoder taught to fool it drops what faces show)
+    code_gan_weight: float = 0.0  # the encoder learns to fool a discriminator that tells A's latent codes from B's
+    #                               (DeepFaceLab's "true face power"), so codes keep no trace of whose face it was
 
 
 @dataclass
@@ -142,7 +145,8 @@ def _check_options(options: TrainOptions) -> None:
         raise SwapfaceError("late phase and lr dropout are shares: give them in [0, 1)")
     if options.late_phase and options.steps is None and options.time_limit is None:
         raise SwapfaceError("--late-phase is a share of the run: give --steps or --time-limit too")
-    if min(options.expression_weight, options.cycle_weight, options.late_gan_weight, options.swap_gan_weight) < 0:
+    if min(options.expression_weight, options.cycle_weight, options.late_gan_weight, options.swap_gan_weight,
+           options.code_gan_weight) < 0:
         raise SwapfaceError("loss weights must not be negative")
     if options.anchor_weight < 0 or options.anchor_weight * options.lr >= 1:
         raise SwapfaceError("anchor weight must be in [0, 1/lr)")
@@ -250,6 +254,14 @@ class Trainer:
         # which head judges each face of a batch (A's then B's), when the discriminator has one per identity
         self.claims = (torch.arange(2, device=device).repeat_interleave(options.batch_size)
                        if options.swap_gan_weight > 0 else None)
+        self.code_discriminator = self.code_optimizer = None
+        if options.code_gan_weight > 0:
+            self.code_discriminator = CodeDiscriminator(config.latent_channels + config.dense_channels,
+                                                        config.latent_side).to(device)
+            self.code_optimizer = torch.optim.AdamW(self.code_discriminator.parameters(), lr=options.lr,
+                                                    betas=(0.5, 0.99), weight_decay=0.0, fused=fused)
+            # whose face each latent of a batch came from (A's then B's), the code discriminator's answers
+            self.code_is_b = torch.arange(2, device=device).repeat_interleave(options.batch_size).float()
         self.regressor = self.regressor_optimizer = None
         if options.expression_weight > 0:  # the expression loss's judge, trained on the real crops alongside
             self.regressor = LandmarkRegressor().to(device)
@@ -281,7 +293,8 @@ class Trainer:
                 self.model_dir.mkdir(parents=True, exist_ok=True)
             self._save()  # step 0: the model dir is valid from the start, and rollback has a target
 
-        for module in (self.discriminator, None if self.resuming else self.ema):  # what DDP does not sync
+        # what DDP does not sync
+        for module in (self.discriminator, self.code_discriminator, None if self.resuming else self.ema):
             if module is not None:
                 distributed.broadcast_from_main(module, dist)
         self.ddp = self.model
@@ -345,6 +358,11 @@ class Trainer:
         if self.regressor is not None:
             terms["expression"] = self._expression_loss(out, target_a, target_b)
             loss = loss + o.expression_weight * terms["expression"]
+        if self.code_discriminator is not None:  # the encoder's side of the game: codes that do not tell
+            self.code_discriminator.requires_grad_(False)
+            terms["code_g"] = code_identity_loss(self.code_discriminator(out.mu), 1 - self.code_is_b)
+            self.code_discriminator.requires_grad_(True)
+            loss = loss + o.code_gan_weight * terms["code_g"]
         gan_weight = max(o.gan_weight, o.late_gan_weight) if self.in_late_phase() else o.gan_weight
         # what the discriminator judges as generated, term -> (images claiming A then B, weight)
         fakes = {"gan_g": (torch.cat([out.rgb_a, out.rgb_b]), gan_weight)}
@@ -364,6 +382,8 @@ class Trainer:
         self._update_ema()
         if self.regressor is not None:
             terms["landmarks"] = self._train_regressor()
+        if self.code_discriminator is not None:
+            terms["code_d"] = self._train_code_discriminator(out.mu.detach())
         if fakes:
             with self.autocast():
                 real = self.discriminator(torch.cat([target_a, target_b]), self.claims)
@@ -428,6 +448,16 @@ class Trainer:
         for p in self.regressor.parameters():  # a plain module, so average its gradients by hand
             p.grad = distributed.mean_across_ranks(p.grad, self.dist)
         self.regressor_optimizer.step()
+        return loss.detach()
+
+    def _train_code_discriminator(self, codes: torch.Tensor) -> torch.Tensor:
+        """One step of the code discriminator on this step's latent means (A's then B's)."""
+        loss = code_identity_loss(self.code_discriminator(codes), self.code_is_b)
+        self.code_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for p in self.code_discriminator.parameters():  # a plain module, so average its gradients by hand
+            p.grad = distributed.mean_across_ranks(p.grad, self.dist)
+        self.code_optimizer.step()
         return loss.detach()
 
     @torch.no_grad()
@@ -548,6 +578,11 @@ class Trainer:
                 regressor_optim, regressor_groups = optimizer_tensors(self.regressor_optimizer)
                 tensors.update(flatten("landmarks_optim", regressor_optim))
                 state["landmarks_optim_groups"] = regressor_groups
+            if self.code_discriminator is not None:
+                tensors.update(flatten("code_disc", self.code_discriminator.state_dict()))
+                code_optim, code_groups = optimizer_tensors(self.code_optimizer)
+                tensors.update(flatten("code_disc_optim", code_optim))
+                state["code_disc_optim_groups"] = code_groups
             for rank, rng in enumerate(ranks):
                 tensors.update(flatten(f"rng{rank}", rng))
             save_checkpoint(self.model_dir / CHECKPOINT_FILE, tensors, state)
@@ -578,11 +613,17 @@ class Trainer:
                 self.regressor.load_state_dict(unflatten("landmarks", tensors))
                 load_optimizer(self.regressor_optimizer, unflatten("landmarks_optim", tensors),
                                state["landmarks_optim_groups"])
+            if self.code_discriminator is not None:
+                if "code_disc_optim_groups" not in state:
+                    raise ValueError("checkpoint has no code discriminator")
+                self.code_discriminator.load_state_dict(unflatten("code_disc", tensors))
+                load_optimizer(self.code_optimizer, unflatten("code_disc_optim", tensors),
+                               state["code_disc_optim_groups"])
         except (ValueError, KeyError, RuntimeError) as exc:
             detail = " ".join(line.strip() for line in str(exc).strip().splitlines()[:2])  # torch's run on and on
             raise InputError(path, f"cannot resume with these options ({detail}); use the --freeze, "
-                                   "--gan-weight, --late-phase, --swap-gan-weight and --expression-weight of the "
-                                   "original run") from None
+                                   "--gan-weight, --late-phase, --swap-gan-weight, --code-gan-weight and "
+                                   "--expression-weight of the original run") from None
         self.step, self.lr_scale = int(state["step"]), float(state["lr_scale"])
         self._apply_lr()
         same_faces = state["faces"] == [len(self.faces["a"]), len(self.faces["b"])]
@@ -597,7 +638,7 @@ class Trainer:
                          "data order and random state start afresh from the seed")
 
     def _apply_lr(self) -> None:
-        for optimizer in (self.optimizer, self.disc_optimizer):
+        for optimizer in (self.optimizer, self.disc_optimizer, self.code_optimizer):
             if optimizer is not None:
                 for group in optimizer.param_groups:
                     group["lr"] = self.options.lr * self.lr_scale
@@ -643,7 +684,7 @@ class Trainer:
                 "expression_weight": o.expression_weight, "cycle_weight": o.cycle_weight,
                 "late_phase": o.late_phase, "late_gan_weight": o.late_gan_weight, "lr_dropout": o.lr_dropout,
                 "init_from": None if o.init_from is None else str(o.init_from), "anchor_weight": o.anchor_weight,
-                "swap_gan_weight": o.swap_gan_weight,
+                "swap_gan_weight": o.swap_gan_weight, "code_gan_weight": o.code_gan_weight,
                 "augment": asdict(o.augment), "faces": self.face_backend}
 
     # -- logs and previews (rank 0) ---------------------------------------------------------------

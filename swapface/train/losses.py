@@ -68,6 +68,12 @@ def discriminator_gan_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor)
     return F.relu(1 - real_logits.float()).mean() + F.relu(1 + fake_logits.float()).mean()
 
 
+def code_identity_loss(logits: torch.Tensor, is_b: torch.Tensor) -> torch.Tensor:
+    """The code discriminator's loss for telling A's codes (0) from B's (1); with the labels flipped, the
+    encoder's loss for fooling it (each side pushed toward the other, so neither side's codes give it away)."""
+    return F.binary_cross_entropy_with_logits(logits.float(), is_b)
+
+
 def expression_loss(swap_points: torch.Tensor, source_points: torch.Tensor, source_mean: torch.Tensor,
                     target_mean: torch.Tensor) -> torch.Tensor:
     """How far a swap's expression is from its source's, apart from face shape.
