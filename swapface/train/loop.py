@@ -390,11 +390,7 @@ class Trainer:
                 fake = torch.cat([self.discriminator(images.detach(), self.claims).flatten()
                                   for images, _ in fakes.values()])
             terms["gan_d"] = discriminator_gan_loss(real, fake)
-            self.disc_optimizer.zero_grad(set_to_none=True)
-            terms["gan_d"].backward()
-            for p in self.discriminator.parameters():  # a plain module, so average its gradients by hand
-                p.grad = distributed.mean_across_ranks(p.grad, self.dist)
-            self.disc_optimizer.step()
+            self._helper_step(self.discriminator, self.disc_optimizer, terms["gan_d"])
         terms["loss"] = loss
         return {key: value.detach() for key, value in terms.items()}
 
@@ -443,22 +439,23 @@ class Trainer:
         with self.autocast():
             predicted = self.regressor(torch.cat(images))
         loss = landmark_loss(predicted, torch.cat(points))
-        self.regressor_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        for p in self.regressor.parameters():  # a plain module, so average its gradients by hand
-            p.grad = distributed.mean_across_ranks(p.grad, self.dist)
-        self.regressor_optimizer.step()
+        self._helper_step(self.regressor, self.regressor_optimizer, loss)
         return loss.detach()
 
     def _train_code_discriminator(self, codes: torch.Tensor) -> torch.Tensor:
         """One step of the code discriminator on this step's latent means (A's then B's)."""
         loss = code_identity_loss(self.code_discriminator(codes), self.code_is_b)
-        self.code_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        for p in self.code_discriminator.parameters():  # a plain module, so average its gradients by hand
-            p.grad = distributed.mean_across_ranks(p.grad, self.dist)
-        self.code_optimizer.step()
+        self._helper_step(self.code_discriminator, self.code_optimizer, loss)
         return loss.detach()
+
+    def _helper_step(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        """One optimizer step of a module trained beside the model (a discriminator, the landmark regressor):
+        plain modules, not under DistributedDataParallel, so their gradients are averaged across ranks by hand."""
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for p in module.parameters():
+            p.grad = distributed.mean_across_ranks(p.grad, self.dist)
+        optimizer.step()
 
     @torch.no_grad()
     def _update_ema(self) -> None:
