@@ -69,8 +69,9 @@ def train_command(
                                                         "judges each swap as a face of its target (0: off).",
                                                    min=0)] = 0.0,
     code_gan_weight: Annotated[float, typer.Option(help="Weight of a discriminator that tells A's latent codes from "
-                                                        "B's, which the encoder learns to fool (0: off).",
-                                                   min=0)] = 0.0,
+                                                        "B's, which the encoder learns to fool, so swaps look more "
+                                                        "like their target (0: off; off when pretraining).",
+                                                   min=0)] = 0.01,
 ) -> None:
     """Train a model that swaps A's and B's faces; rerun the same command to resume. Under
     `torchrun --nproc_per_node=N` it trains data-parallel."""

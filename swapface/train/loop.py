@@ -104,8 +104,9 @@ class TrainOptions:
     anchor_weight: float = 0.0  # pull toward the --init-from weights each step (L2-SP); drift stays near 1/weight
     swap_gan_weight: float = 0.0  # a PatchGAN with a head per identity also judges each swap as a face of its target
     #                               (through the decoders only: an encoder taught to fool it drops what faces show)
-    code_gan_weight: float = 0.0  # the encoder learns to fool a discriminator that tells A's latent codes from B's
-    #                               (DeepFaceLab's "true face power"), so codes keep no trace of whose face it was
+    code_gan_weight: float = 0.01  # the encoder learns to fool a discriminator that tells A's latent codes from B's
+    #                                (DeepFaceLab's "true face power"), so codes keep no trace of whose face it was;
+    #                                off when pretraining a base (one faceset on both sides)
 
 
 @dataclass
@@ -191,8 +192,11 @@ class Trainer:
 
     def __init__(self, faceset_a: Path, faceset_b: Path, model_dir: Path, options: TrainOptions,
                  dist: distributed.Distributed, message: Callable[[str], None]) -> None:
-        self.options, self.dist, self.model_dir = options, dist, Path(model_dir)
         self.faceset_paths = (Path(faceset_a), Path(faceset_b))
+        self.pretraining = self.faceset_paths[0].resolve() == self.faceset_paths[1].resolve()
+        if self.pretraining:  # both sides hold the same faces: the code discriminator has nothing to tell apart
+            options = dataclasses.replace(options, code_gan_weight=0.0)
+        self.options, self.dist, self.model_dir = options, dist, Path(model_dir)
         self.message = message if dist.is_main else (lambda _text: None)
         device = self.device = dist.device
 
@@ -471,7 +475,7 @@ class Trainer:
                      f"{len(self.faces['a'])} + {len(self.faces['b'])} faces; effective batch = "
                      f"{o.batch_size} per identity per rank x {dist.world_size} rank(s) = "
                      f"{o.batch_size * dist.world_size} per identity")
-        if self.faceset_paths[0].resolve() == self.faceset_paths[1].resolve():
+        if self.pretraining:
             self.message("one faceset for both sides: pretraining a base model (both decoders learn every face); "
                          "start pairs from it with --init-from")
         if o.swap_gan_weight > 0 and o.init_from is None and self.step == 0:
