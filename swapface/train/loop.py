@@ -614,17 +614,17 @@ class Trainer:
                 self.regressor.load_state_dict(unflatten("landmarks", tensors))
                 load_optimizer(self.regressor_optimizer, unflatten("landmarks_optim", tensors),
                                state["landmarks_optim_groups"])
-            if self.code_discriminator is not None:
-                if "code_disc_optim_groups" not in state:
-                    raise ValueError("checkpoint has no code discriminator")
+            if self.code_discriminator is not None and "code_disc_optim_groups" in state:
                 self.code_discriminator.load_state_dict(unflatten("code_disc", tensors))
                 load_optimizer(self.code_optimizer, unflatten("code_disc_optim", tensors),
                                state["code_disc_optim_groups"])
+            elif self.code_discriminator is not None:  # a run from before the code GAN was a default: it learns
+                self.message("the checkpoint has no code discriminator (--code-gan-weight): a new one starts here")
         except (ValueError, KeyError, RuntimeError) as exc:
             detail = " ".join(line.strip() for line in str(exc).strip().splitlines()[:2])  # torch's run on and on
             raise InputError(path, f"cannot resume with these options ({detail}); use the --freeze, "
-                                   "--gan-weight, --late-phase, --swap-gan-weight, --code-gan-weight and "
-                                   "--expression-weight of the original run") from None
+                                   "--gan-weight, --late-phase, --swap-gan-weight and --expression-weight of the "
+                                   "original run") from None
         self.step, self.lr_scale = int(state["step"]), float(state["lr_scale"])
         self._apply_lr()
         same_faces = state["faces"] == [len(self.faces["a"]), len(self.faces["b"])]
