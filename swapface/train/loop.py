@@ -255,17 +255,16 @@ class Trainer:
             self.discriminator = PatchDiscriminator(heads=2 if options.swap_gan_weight > 0 else 1).to(device)
             self.disc_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=options.lr,
                                                     betas=(0.5, 0.99), weight_decay=0.0, fused=fused)
-        # which head judges each face of a batch (A's then B's), when the discriminator has one per identity
-        self.claims = (torch.arange(2, device=device).repeat_interleave(options.batch_size)
-                       if options.swap_gan_weight > 0 else None)
+        owners = torch.arange(2, device=device).repeat_interleave(options.batch_size)  # a batch: A's faces, then B's
+        # which head judges each face of a batch, when the discriminator has one per identity
+        self.claims = owners if options.swap_gan_weight > 0 else None
         self.code_discriminator = self.code_optimizer = None
         if options.code_gan_weight > 0:
             self.code_discriminator = CodeDiscriminator(config.latent_channels + config.dense_channels,
                                                         config.latent_side).to(device)
             self.code_optimizer = torch.optim.AdamW(self.code_discriminator.parameters(), lr=options.lr,
                                                     betas=(0.5, 0.99), weight_decay=0.0, fused=fused)
-            # whose face each latent of a batch came from (A's then B's), the code discriminator's answers
-            self.code_is_b = torch.arange(2, device=device).repeat_interleave(options.batch_size).float()
+            self.code_is_b = owners.float()  # the code discriminator's answers: was it B's face
         self.regressor = self.regressor_optimizer = None
         if options.expression_weight > 0:  # the expression loss's judge, trained on the real crops alongside
             self.regressor = LandmarkRegressor().to(device)
