@@ -8,7 +8,7 @@ import torch
 from skimage import data
 from skimage.metrics import structural_similarity
 
-from swapface.train.augment import AugmentOptions, augment
+from swapface.train.augment import _YCBCR, AugmentOptions, augment, transfer_colours
 from swapface.train.data import ShardSampler, load_faces, split_holdout
 from swapface.train.losses import reconstruction_losses, ssim_map
 
@@ -68,6 +68,37 @@ def test_augmentation_moves_masks_with_faces_and_warps_only_the_input(faceset_a)
     assert 0.005 < difference < 0.1  # warped, but still the same face
     # the mask still sits on the face: the target is brighter-than-background skin where the mask is
     assert float((mask > 0.5).float().mean()) > 0.25
+
+
+def test_colour_transfer_gives_faces_the_other_persons_colours_and_keeps_their_detail(faceset_a, faceset_b) -> None:
+    """--color-transfer: a face of B, input and target alike, takes the colour statistics (mean and spread per
+    YCbCr axis, inside the face mask) of a face of A; its own detail stays, only its colours move."""
+    images_a, masks_a, _ = load_faces(faceset_a, 64).batch(torch.tensor([10]))
+    images_b, masks_b, _ = load_faces(faceset_b, 64).batch(torch.arange(0, 48, 6))
+    inputs = images_b.flip(-1)  # stands in for the warped input: it must get the same map as its target
+
+    def moments(rgb: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ycbcr = torch.einsum("ij,njhw->nihw", _YCBCR, rgb)
+        inside = mask[:, 0] > 0.5
+        values = [ycbcr[i][:, inside[i]] for i in range(len(rgb))]
+        return torch.stack([v.mean(1) for v in values]), torch.stack([v.std(1) for v in values])
+
+    gen = torch.Generator().manual_seed(0)
+    same = transfer_colours(inputs, images_b, masks_b, images_a, masks_a, 0.0, gen)
+    assert same[0] is inputs and same[1] is images_b
+    new_inputs, new_targets = transfer_colours(inputs, images_b, masks_b, images_a, masks_a, 1.0, gen)
+    mean_a, spread_a = moments(images_a, masks_a)
+    mean_b, spread_b = moments(images_b, masks_b)
+    mean_new, spread_new = moments(new_targets, masks_b)
+    before = (mean_b - mean_a).abs().max()
+    assert before > 0.03  # two people in two shots: their skin differs
+    assert (mean_new - mean_a).abs().max() < 0.1 * before  # now the colours of A's face
+    assert torch.allclose(spread_new, spread_a.expand_as(spread_new), rtol=0.15, atol=0.005)
+    assert torch.allclose(new_inputs, new_targets.flip(-1), atol=1e-5)
+    # the face's own detail survives: per image, the new lightness is the old one scaled, not redrawn
+    luma_old = torch.einsum("j,njhw->nhw", _YCBCR[0], images_b)[masks_b[:, 0] > 0.5]
+    luma_new = torch.einsum("j,njhw->nhw", _YCBCR[0], new_targets)[masks_b[:, 0] > 0.5]
+    assert float(torch.corrcoef(torch.stack([luma_old, luma_new]))[0, 1]) > 0.9
 
 
 def test_sampler_shards_are_disjoint_and_its_state_resumes_exactly() -> None:

@@ -72,6 +72,9 @@ def train_command(
                                                         "B's, which the encoder learns to fool, so swaps look more "
                                                         "like their target (0: off; off when pretraining).",
                                                    min=0)] = 0.01,
+    color_transfer: Annotated[float, typer.Option(help="Chance that a face trains in the colours of a face of the "
+                                                       "other identity, so each decoder learns to draw in the "
+                                                       "other's light (0: off).", min=0, max=1)] = 0.0,
 ) -> None:
     """Train a model that swaps A's and B's faces; rerun the same command to resume. Under
     `torchrun --nproc_per_node=N` it trains data-parallel."""
@@ -85,7 +88,7 @@ def train_command(
             seed=seed, ema=ema, expression_weight=expression_weight, cycle_weight=cycle_weight,
             late_phase=late_phase, late_gan_weight=late_gan_weight, lr_dropout=lr_dropout,
             anchor_weight=anchor_weight, swap_gan_weight=swap_gan_weight,
-            code_gan_weight=code_gan_weight)
+            code_gan_weight=code_gan_weight, color_transfer=color_transfer)
         with Progress(TextColumn("[bold]train[/]"), BarColumn(bar_width=None), MofNCompleteColumn(),
                       TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), console=console,
                       transient=True) as bar:

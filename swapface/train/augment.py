@@ -3,6 +3,7 @@
 Targets get a flip, a small random affine and colour jitter (their mask and loss weights follow the
 geometry); the encoder's input is additionally the classic deepfakes random warp of the target: a
 smooth random displacement field, which forces the model to learn faces rather than pixel copies.
+Optionally, a face is trained in the colours of a face of the other identity (`transfer_colours`).
 """
 
 from __future__ import annotations
@@ -81,3 +82,52 @@ def augment(images: torch.Tensor, masks: torch.Tensor, weights: torch.Tensor, op
     warped = F.grid_sample(target, warp_grids(n, size, options, gen, images.device), mode="bilinear",
                            padding_mode="reflection", align_corners=False)
     return warped, target, moved[:, 3:4], moved[:, 4:5]
+
+
+# YCbCr (ITU-R BT.601, full range): one luma and two chroma axes, close to decorrelated on skin, so matching
+# each axis's mean and spread is Reinhard's colour transfer. It stands in for the L*a*b* that the swap's
+# `--color reinhard` uses (OpenCV, on the CPU) because here it is one matrix on the training device.
+_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+MIN_FACE_PIXELS = 16
+MAX_SPREAD_RATIO = 2.0  # caps how far a face's contrast is stretched or squeezed (a near-flat face, a dark shot)
+
+
+def _masked_moments(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per image and channel: mean and standard deviation of `values` (N,C,H,W) where `mask` (N,1,H,W) is on."""
+    area = mask.sum((2, 3)).clamp_min(1.0)
+    mean = (values * mask).sum((2, 3)) / area
+    spread = (((values - mean[..., None, None]) ** 2 * mask).sum((2, 3)) / area).sqrt()
+    return mean, spread
+
+
+def transfer_colours(inputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor, others: torch.Tensor,
+                     other_masks: torch.Tensor, chance: float, gen: torch.Generator
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """DeepFaceLab's `ct_mode`: with probability `chance`, recolour a face (its input and target alike) so that
+    inside its mask it has the colour statistics of a random face of the other identity (`others`).
+
+    Each decoder then learns to draw its person in the light and colours of the other person's footage, the
+    ones it meets when it swaps, and the colour it draws comes from the input; colour stops telling one
+    person from the other. Images (N,3,R,R) in [0, 1], masks (N,1,R,R)."""
+    n, device = len(targets), targets.device
+    chosen = torch.rand(n, generator=gen, device=device) < chance
+    pick = torch.randint(len(others), (n,), generator=gen, device=device)
+    chosen &= (masks.sum((1, 2, 3)) >= MIN_FACE_PIXELS) & (other_masks[pick].sum((1, 2, 3)) >= MIN_FACE_PIXELS)
+    if not bool(chosen.any()):
+        return inputs, targets
+    to_ycbcr = _YCBCR.to(device, targets.dtype)
+    mean, spread = _masked_moments(torch.einsum("ij,njhw->nihw", to_ycbcr, targets), masks)
+    other_mean, other_spread = _masked_moments(torch.einsum("ij,njhw->nihw", to_ycbcr, others[pick]),
+                                               other_masks[pick])
+    ratio = (other_spread / spread.clamp_min(1e-3)).clamp(1 / MAX_SPREAD_RATIO, MAX_SPREAD_RATIO)
+    scale = torch.where(chosen[:, None], ratio, torch.ones_like(ratio))
+    shift = torch.where(chosen[:, None], other_mean - mean * scale, torch.zeros_like(mean))
+    # y' = scale * y + shift in YCbCr is one affine map per image in RGB: rgb' = M^-1 diag(scale) M rgb + M^-1 shift
+    back = torch.linalg.inv(to_ycbcr.float()).to(targets.dtype)
+    matrix = back @ (scale[..., None] * to_ycbcr)
+    offset = shift @ back.T
+
+    def recolour(rgb: torch.Tensor) -> torch.Tensor:
+        return (torch.einsum("nij,njhw->nihw", matrix, rgb) + offset[..., None, None]).clamp(0, 1)
+
+    return recolour(inputs), recolour(targets)

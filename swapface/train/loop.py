@@ -36,7 +36,7 @@ from swapface.model.landmarks import LandmarkRegressor
 from swapface.modeldir import WEIGHTS_FILE, load_weights, read_config, save_model, save_weights, write_config
 from swapface.outputs import check_outputs
 from swapface.train import distributed
-from swapface.train.augment import AugmentOptions, augment
+from swapface.train.augment import AugmentOptions, augment, transfer_colours
 from swapface.train.checkpoint import (
     CHECKPOINT_FILE,
     SNAPSHOT_DIR,
@@ -107,6 +107,8 @@ class TrainOptions:
     code_gan_weight: float = 0.01  # the encoder learns to fool a discriminator that tells A's latent codes from B's
     #                                (DeepFaceLab's "true face power"), so codes keep no trace of whose face it was;
     #                                off when pretraining a base (one faceset on both sides)
+    color_transfer: float = 0.0  # chance that a face trains in the colours of one of the other identity's
+    #                              (DeepFaceLab's ct_mode): each decoder learns to draw in the other's light
 
 
 @dataclass
@@ -142,6 +144,8 @@ def _check_options(options: TrainOptions) -> None:
         raise SwapfaceError("ema must be in [0, 1)")
     if options.time_limit is not None and options.time_limit <= 0:
         raise SwapfaceError("time limit must be positive")
+    if not 0 <= options.color_transfer <= 1:
+        raise SwapfaceError("color transfer is a chance: give it in [0, 1]")
     if not 0 <= options.late_phase < 1 or not 0 <= options.lr_dropout < 1:
         raise SwapfaceError("late phase and lr dropout are shares: give them in [0, 1)")
     if options.late_phase and options.steps is None and options.time_limit is None:
@@ -345,6 +349,10 @@ class Trainer:
         o = self.options
         input_a, target_a, mask_a, weight_a = self.batch("a")
         input_b, target_b, mask_b, weight_b = self.batch("b")
+        if o.color_transfer > 0:  # each side toward the other's faces as they came (the right side is evaluated first)
+            (input_a, target_a), (input_b, target_b) = (
+                transfer_colours(input_a, target_a, mask_a, target_b, mask_b, o.color_transfer, self.augment_generator),
+                transfer_colours(input_b, target_b, mask_b, target_a, mask_a, o.color_transfer, self.augment_generator))
         swaps = self.regressor is not None or o.swap_gan_weight > 0
         with self.autocast():  # the expression and cycle losses train the encoder through the swaps; the GAN not
             out = self.forward(input_a, input_b, swaps=swaps, cycle=o.cycle_weight > 0,
@@ -685,6 +693,7 @@ class Trainer:
                 "late_phase": o.late_phase, "late_gan_weight": o.late_gan_weight, "lr_dropout": o.lr_dropout,
                 "init_from": None if o.init_from is None else str(o.init_from), "anchor_weight": o.anchor_weight,
                 "swap_gan_weight": o.swap_gan_weight, "code_gan_weight": o.code_gan_weight,
+                "color_transfer": o.color_transfer,
                 "augment": asdict(o.augment), "faces": self.face_backend}
 
     # -- logs and previews (rank 0) ---------------------------------------------------------------
