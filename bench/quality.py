@@ -10,6 +10,8 @@ against the source face, reconstruction PSNR), next to the classic method's numb
     python bench/quality.py --device cpu --resolution 64 --batch-size 8 --minutes 45   # CPU proxy
     python bench/quality.py ... --model classic      # the classic autoencoder, same data, same budget
     python bench/quality.py ... --clips lp_d6.mp4 lp_d10.mp4 --work ../quality-other   # another pair
+    python bench/quality.py ... --score-only --outputs-to OUT   # save a trained model's held-out outputs
+    python bench/quality.py ... --score-outputs OUT --color reinhard  # score them, swaps recoloured first
 
 Extraction and the train/held-out split are cached in --work (default: a folder next to this repo),
 so a rerun only trains and scores; --fresh starts the model over.
@@ -50,6 +52,7 @@ from swapface.faces.masks import hull_mask
 from swapface.faceset.store import Faceset
 from swapface.model import PRESETS
 from swapface.modeldir import load_model, read_config_json
+from swapface.swap.color import COLOR_MODES, transfer_color
 from swapface.train import distributed
 from swapface.train.loop import FREEZABLE, Trainer, TrainOptions, train
 
@@ -173,10 +176,19 @@ def score_outputs(held: dict[str, Path], args: argparse.Namespace,
     if missing:  # a transfer that lost a file still scores the directions that came back
         print(f"{args.score_outputs}: no {', '.join(missing)}; scoring the other directions")
     outputs = {pair: np.load(path)["outputs"] for pair, path in saved.items() if path.is_file()}
+    if args.color != "none":  # the swaps as `swapface swap --color` recolours them; reconstructions stay as made
+        outputs = {(source, to): out if source == to else recolour(out, faces[source], args.color)
+                   for (source, to), out in outputs.items()}
     if args.preview:
         write_preview(args.preview, faces, outputs)
     return meta["steps"], [score_direction(None, faces[source], to, references, backend, real_faces=faces[to],
                                            outputs=out) for (source, to), out in outputs.items()]
+
+
+def recolour(outputs: np.ndarray, sources: HeldOutFaces, mode: str) -> np.ndarray:
+    """Each output recoloured toward its source crop inside the source's landmark hull (swap/color.py)."""
+    return np.stack([transfer_color(out, crop, hull_mask(points, out.shape[:2]), mode)
+                     for out, crop, points in zip(outputs, sources.crops, sources.crop_landmarks, strict=True)])
 
 
 def write_preview(path: Path, faces: dict[str, HeldOutFaces], outputs: dict[tuple[str, str], np.ndarray],
@@ -243,6 +255,8 @@ def main() -> None:
                                                         ".npz files) instead of scoring them")
     parser.add_argument("--score-outputs", type=Path, help="score outputs saved by --outputs-to; no training")
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--color", choices=COLOR_MODES, default="none", help="with --score-outputs: recolour the "
+                        "swaps first, as `swapface swap --color` does (default: the model's own colours)")
     parser.add_argument("--preview", type=Path, help="with --score-outputs: also write a grid of held-out sources "
                                                      "and outputs to this PNG, to look at")
     parser.add_argument("--model", choices=["swapface", "classic"], default="swapface")
