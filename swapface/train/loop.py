@@ -349,7 +349,7 @@ class Trainer:
         o = self.options
         input_a, target_a, mask_a, weight_a = self.batch("a")
         input_b, target_b, mask_b, weight_b = self.batch("b")
-        if o.color_transfer > 0:  # each side toward the other's faces as they came (the right side is evaluated first)
+        if o.color_transfer > 0:  # both calls see the batches as they came, before either is recoloured
             (input_a, target_a), (input_b, target_b) = (
                 transfer_colours(input_a, target_a, mask_a, target_b, mask_b, o.color_transfer, self.augment_generator),
                 transfer_colours(input_b, target_b, mask_b, target_a, mask_a, o.color_transfer, self.augment_generator))
