@@ -8,7 +8,7 @@ import torch
 from skimage import data
 from skimage.metrics import structural_similarity
 
-from swapface.train.augment import _YCBCR, AugmentOptions, augment, transfer_colours
+from swapface.train.augment import YCBCR, AugmentOptions, augment, colour_moments, transfer_colours
 from swapface.train.data import ShardSampler, load_faces, split_holdout
 from swapface.train.losses import reconstruction_losses, ssim_map
 
@@ -78,15 +78,16 @@ def test_colour_transfer_gives_faces_the_other_persons_colours_and_keeps_their_d
     inputs = images_b.flip(-1)  # stands in for the warped input: it must get the same map as its target
 
     def moments(rgb: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ycbcr = torch.einsum("ij,njhw->nihw", _YCBCR, rgb)
+        ycbcr = torch.einsum("ij,njhw->nihw", YCBCR, rgb)
         inside = mask[:, 0] > 0.5
         values = [ycbcr[i][:, inside[i]] for i in range(len(rgb))]
         return torch.stack([v.mean(1) for v in values]), torch.stack([v.std(1) for v in values])
 
     gen = torch.Generator().manual_seed(0)
-    same = transfer_colours(inputs, images_b, masks_b, images_a, masks_a, 0.0, gen)
+    own, others = colour_moments(images_b, masks_b), colour_moments(images_a, masks_a)
+    same = transfer_colours(inputs, images_b, own, others, 0.0, gen)
     assert same[0] is inputs and same[1] is images_b
-    new_inputs, new_targets = transfer_colours(inputs, images_b, masks_b, images_a, masks_a, 1.0, gen)
+    new_inputs, new_targets = transfer_colours(inputs, images_b, own, others, 1.0, gen)
     mean_a, spread_a = moments(images_a, masks_a)
     mean_b, spread_b = moments(images_b, masks_b)
     mean_new, spread_new = moments(new_targets, masks_b)
@@ -96,8 +97,8 @@ def test_colour_transfer_gives_faces_the_other_persons_colours_and_keeps_their_d
     assert torch.allclose(spread_new, spread_a.expand_as(spread_new), rtol=0.15, atol=0.005)
     assert torch.allclose(new_inputs, new_targets.flip(-1), atol=1e-5)
     # the face's own detail survives: per image, the new lightness is the old one scaled, not redrawn
-    luma_old = torch.einsum("j,njhw->nhw", _YCBCR[0], images_b)[masks_b[:, 0] > 0.5]
-    luma_new = torch.einsum("j,njhw->nhw", _YCBCR[0], new_targets)[masks_b[:, 0] > 0.5]
+    luma_old = torch.einsum("j,njhw->nhw", YCBCR[0], images_b)[masks_b[:, 0] > 0.5]
+    luma_new = torch.einsum("j,njhw->nhw", YCBCR[0], new_targets)[masks_b[:, 0] > 0.5]
     assert float(torch.corrcoef(torch.stack([luma_old, luma_new]))[0, 1]) > 0.9
 
 

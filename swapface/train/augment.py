@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -87,43 +88,49 @@ def augment(images: torch.Tensor, masks: torch.Tensor, weights: torch.Tensor, op
 # YCbCr (ITU-R BT.601, full range): one luma and two chroma axes, close to decorrelated on skin, so matching
 # each axis's mean and spread is Reinhard's colour transfer. It stands in for the L*a*b* that the swap's
 # `--color reinhard` uses (OpenCV, on the CPU) because here it is one matrix on the training device.
-_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+RGB_FROM_YCBCR = torch.linalg.inv(YCBCR)
 MIN_FACE_PIXELS = 16
 MAX_SPREAD_RATIO = 2.0  # caps how far a face's contrast is stretched or squeezed (a near-flat face, a dark shot)
 
 
-def _masked_moments(values: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per image and channel: mean and standard deviation of `values` (N,C,H,W) where `mask` (N,1,H,W) is on."""
-    area = mask.sum((2, 3)).clamp_min(1.0)
-    mean = (values * mask).sum((2, 3)) / area
-    spread = (((values - mean[..., None, None]) ** 2 * mask).sum((2, 3)) / area).sqrt()
-    return mean, spread
+class ColourMoments(NamedTuple):
+    """Per face of a batch: mean and spread (N,3) of its YCbCr values inside its mask, and the mask's area (N,)."""
+
+    mean: torch.Tensor
+    spread: torch.Tensor
+    area: torch.Tensor
 
 
-def transfer_colours(inputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor, others: torch.Tensor,
-                     other_masks: torch.Tensor, chance: float, gen: torch.Generator
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+def colour_moments(images: torch.Tensor, masks: torch.Tensor) -> ColourMoments:
+    """The colour statistics of each face (N,3,R,R in [0, 1]) inside its mask (N,1,R,R)."""
+    values = torch.einsum("ij,njhw->nihw", YCBCR.to(images.device, images.dtype), images)
+    area = masks.sum((2, 3))
+    mean = (values * masks).sum((2, 3)) / area.clamp_min(1.0)
+    spread = (((values - mean[..., None, None]) ** 2 * masks).sum((2, 3)) / area.clamp_min(1.0)).sqrt()
+    return ColourMoments(mean, spread, area[:, 0])
+
+
+def transfer_colours(inputs: torch.Tensor, targets: torch.Tensor, own: ColourMoments, others: ColourMoments,
+                     chance: float, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """DeepFaceLab's `ct_mode`: with probability `chance`, recolour a face (its input and target alike) so that
-    inside its mask it has the colour statistics of a random face of the other identity (`others`).
+    inside its mask it has the colour statistics of a random face of the other identity.
 
     Each decoder then learns to draw its person in the light and colours of the other person's footage, the
     ones it meets when it swaps, and the colour it draws comes from the input; colour stops telling one
-    person from the other. Images (N,3,R,R) in [0, 1], masks (N,1,R,R)."""
+    person from the other. Images (N,3,R,R) in [0, 1]; `own` are the targets' moments, `others` the other
+    identity's batch's (colour_moments)."""
     n, device = len(targets), targets.device
     chosen = torch.rand(n, generator=gen, device=device) < chance
-    pick = torch.randint(len(others), (n,), generator=gen, device=device)
-    chosen &= (masks.sum((1, 2, 3)) >= MIN_FACE_PIXELS) & (other_masks[pick].sum((1, 2, 3)) >= MIN_FACE_PIXELS)
+    pick = torch.randint(len(others.mean), (n,), generator=gen, device=device)
+    chosen &= (own.area >= MIN_FACE_PIXELS) & (others.area[pick] >= MIN_FACE_PIXELS)
     if not bool(chosen.any()):
         return inputs, targets
-    to_ycbcr = _YCBCR.to(device, targets.dtype)
-    mean, spread = _masked_moments(torch.einsum("ij,njhw->nihw", to_ycbcr, targets), masks)
-    other_mean, other_spread = _masked_moments(torch.einsum("ij,njhw->nihw", to_ycbcr, others[pick]),
-                                               other_masks[pick])
-    ratio = (other_spread / spread.clamp_min(1e-3)).clamp(1 / MAX_SPREAD_RATIO, MAX_SPREAD_RATIO)
+    ratio = (others.spread[pick] / own.spread.clamp_min(1e-3)).clamp(1 / MAX_SPREAD_RATIO, MAX_SPREAD_RATIO)
     scale = torch.where(chosen[:, None], ratio, torch.ones_like(ratio))
-    shift = torch.where(chosen[:, None], other_mean - mean * scale, torch.zeros_like(mean))
+    shift = torch.where(chosen[:, None], others.mean[pick] - own.mean * scale, torch.zeros_like(own.mean))
     # y' = scale * y + shift in YCbCr is one affine map per image in RGB: rgb' = M^-1 diag(scale) M rgb + M^-1 shift
-    back = torch.linalg.inv(to_ycbcr.float()).to(targets.dtype)
+    to_ycbcr, back = YCBCR.to(device, targets.dtype), RGB_FROM_YCBCR.to(device, targets.dtype)
     matrix = back @ (scale[..., None] * to_ycbcr)
     offset = shift @ back.T
 

@@ -36,7 +36,7 @@ from swapface.model.landmarks import LandmarkRegressor
 from swapface.modeldir import WEIGHTS_FILE, load_weights, read_config, save_model, save_weights, write_config
 from swapface.outputs import check_outputs
 from swapface.train import distributed
-from swapface.train.augment import AugmentOptions, augment, transfer_colours
+from swapface.train.augment import AugmentOptions, augment, colour_moments, transfer_colours
 from swapface.train.checkpoint import (
     CHECKPOINT_FILE,
     SNAPSHOT_DIR,
@@ -349,10 +349,12 @@ class Trainer:
         o = self.options
         input_a, target_a, mask_a, weight_a = self.batch("a")
         input_b, target_b, mask_b, weight_b = self.batch("b")
-        if o.color_transfer > 0:  # both calls see the batches as they came, before either is recoloured
-            (input_a, target_a), (input_b, target_b) = (
-                transfer_colours(input_a, target_a, mask_a, target_b, mask_b, o.color_transfer, self.augment_generator),
-                transfer_colours(input_b, target_b, mask_b, target_a, mask_a, o.color_transfer, self.augment_generator))
+        if o.color_transfer > 0:
+            moments_a, moments_b = colour_moments(target_a, mask_a), colour_moments(target_b, mask_b)
+            input_a, target_a = transfer_colours(input_a, target_a, moments_a, moments_b, o.color_transfer,
+                                                 self.augment_generator)
+            input_b, target_b = transfer_colours(input_b, target_b, moments_b, moments_a, o.color_transfer,
+                                                 self.augment_generator)
         swaps = self.regressor is not None or o.swap_gan_weight > 0
         with self.autocast():  # the expression and cycle losses train the encoder through the swaps; the GAN not
             out = self.forward(input_a, input_b, swaps=swaps, cycle=o.cycle_weight > 0,
