@@ -117,6 +117,26 @@ def test_quality_levers_train_resume_exactly_and_are_recorded(faceset_a, faceset
         train(faceset_a, faceset_b, tmp_path / "x", TrainOptions(preset="tiny", late_phase=0.2), message=_quiet)
 
 
+def test_lr_decay_winds_the_learning_rate_down_along_a_cosine(faceset_a, faceset_b, tmp_path) -> None:
+    """Over the last half of a 6-step run the logged rate follows the cosine to zero, and the optimizer steps at
+    it: from the same 4 steps, the decayed run's last two updates (at 0.75 and 0.25 of the rate) move the weights
+    about half as far as two at the full rate."""
+    runs = {name: tmp_path / name for name in ("four", "full", "decayed")}
+    train(faceset_a, faceset_b, runs["four"], _options(steps=4, ema=0), message=_quiet)
+    train(faceset_a, faceset_b, runs["full"], _options(steps=6, ema=0), message=_quiet)
+    train(faceset_a, faceset_b, runs["decayed"], _options(steps=6, ema=0, lr_decay=0.5), message=_quiet)
+    rates = [m["lr"] / 1e-3 for m in _metrics(runs["decayed"])]
+    assert rates == pytest.approx([1, 1, 1, 0.75, 0.25, 0], abs=1e-9)
+    assert json.loads((runs["decayed"] / "config.json").read_text())["training"]["lr_decay"] == 0.5
+    weights = {name: torch.cat([w.flatten() for w in load_model(path)[0].state_dict().values()])
+               for name, path in runs.items()}
+    moved_full = (weights["full"] - weights["four"]).norm()
+    moved_decayed = (weights["decayed"] - weights["four"]).norm()
+    assert 0.3 < moved_decayed / moved_full < 0.7
+    with pytest.raises(SwapfaceError, match="lr-decay is a share of the run"):
+        train(faceset_a, faceset_b, tmp_path / "x", TrainOptions(preset="tiny", lr_decay=0.2), message=_quiet)
+
+
 _KILL_DURING_SAVE = """
 import os, signal, sys
 import safetensors.torch

@@ -62,6 +62,9 @@ def train_command(
     late_gan_weight: Annotated[float, typer.Option(help="PatchGAN weight in the late phase.", min=0)] = 0.1,
     lr_dropout: Annotated[float, typer.Option(help="Share of weight updates dropped at random each step.",
                                               min=0, max=0.99)] = 0.0,
+    lr_decay: Annotated[float, typer.Option(help="Share of the run, at its end, over which the learning rate falls "
+                                                 "to zero along a cosine (needs --steps or --time-limit; 0: off).",
+                                            min=0, max=1)] = 0.0,
     anchor_weight: Annotated[float, typer.Option(help="Pull the weights back toward --init-from's each step (L2-SP): "
                                                       "each drifts about 1/weight from the base (0: off).",
                                                  min=0)] = 0.0,
@@ -87,7 +90,7 @@ def train_command(
             init_from=init_from, freeze=tuple(freeze or ()), device=device, precision=precision, compile=compile,
             seed=seed, ema=ema, expression_weight=expression_weight, cycle_weight=cycle_weight,
             late_phase=late_phase, late_gan_weight=late_gan_weight, lr_dropout=lr_dropout,
-            anchor_weight=anchor_weight, swap_gan_weight=swap_gan_weight,
+            lr_decay=lr_decay, anchor_weight=anchor_weight, swap_gan_weight=swap_gan_weight,
             code_gan_weight=code_gan_weight, color_transfer=color_transfer)
         with Progress(TextColumn("[bold]train[/]"), BarColumn(bar_width=None), MofNCompleteColumn(),
                       TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), console=console,

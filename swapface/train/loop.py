@@ -101,6 +101,8 @@ class TrainOptions:
     late_phase: float = 0.0  # share of the run, at its end, without random warp and with the PatchGAN
     late_gan_weight: float = 0.1  # PatchGAN weight during the late phase
     lr_dropout: float = 0.0  # share of the weights' updates dropped at random each step (DeepFaceLab's lr_dropout)
+    lr_decay: float = 0.0  # share of the run, at its end, over which the learning rate falls to zero (a cosine), so
+    #                        the weights settle where full-size steps would keep them jittering around the optimum
     anchor_weight: float = 0.0  # pull toward the --init-from weights each step (L2-SP); drift stays near 1/weight
     swap_gan_weight: float = 0.0  # a PatchGAN with a head per identity also judges each swap as a face of its target
     #                               (through the decoders only: an encoder taught to fool it drops what faces show)
@@ -148,8 +150,11 @@ def _check_options(options: TrainOptions) -> None:
         raise SwapfaceError("color transfer is a chance: give it in [0, 1]")
     if not 0 <= options.late_phase < 1 or not 0 <= options.lr_dropout < 1:
         raise SwapfaceError("late phase and lr dropout are shares: give them in [0, 1)")
-    if options.late_phase and options.steps is None and options.time_limit is None:
-        raise SwapfaceError("--late-phase is a share of the run: give --steps or --time-limit too")
+    if not 0 <= options.lr_decay <= 1:
+        raise SwapfaceError("lr decay is a share of the run: give it in [0, 1]")
+    for name in ("late_phase", "lr_decay"):
+        if getattr(options, name) and options.steps is None and options.time_limit is None:
+            raise SwapfaceError(f"--{name.replace('_', '-')} is a share of the run: give --steps or --time-limit too")
     if min(options.expression_weight, options.cycle_weight, options.late_gan_weight, options.swap_gan_weight,
            options.code_gan_weight) < 0:
         raise SwapfaceError("loss weights must not be negative")
@@ -335,14 +340,27 @@ class Trainer:
             out = tuple(t.contiguous(memory_format=torch.channels_last) for t in out)
         return out
 
-    def in_late_phase(self) -> bool:
-        """In the last `late_phase` share of the run (of its steps, else of this run's time limit)."""
+    def run_left(self) -> float:
+        """Share of the run still to go: of its steps, else of this run's time limit (1.0 when open-ended)."""
         o = self.options
-        if not o.late_phase:
-            return False
         if o.steps is not None:
-            return self.step >= (1 - o.late_phase) * o.steps
-        return time.perf_counter() - self.run_start >= (1 - o.late_phase) * o.time_limit
+            return 1 - self.step / o.steps
+        if o.time_limit is not None:
+            return 1 - (time.perf_counter() - self.run_start) / o.time_limit
+        return 1.0
+
+    def in_late_phase(self) -> bool:
+        """In the last `late_phase` share of the run."""
+        return bool(self.options.late_phase) and self.run_left() <= self.options.late_phase
+
+    def current_lr(self) -> float:
+        """The learning rate now: the base rate, halved per rollback, times a cosine from 1 to 0 over the last
+        `lr_decay` share of the run."""
+        o = self.options
+        lr = o.lr * self.lr_scale
+        if o.lr_decay:
+            lr *= 0.5 - 0.5 * math.cos(math.pi * min(max(self.run_left(), 0.0) / o.lr_decay, 1.0))
+        return lr
 
     def train_step(self) -> dict[str, torch.Tensor]:
         """One optimizer step on a batch of each identity; returns the loss terms (device tensors)."""
@@ -391,6 +409,8 @@ class Trainer:
             self.discriminator.requires_grad_(True)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if o.lr_decay:
+            self._apply_lr()
         self._optimizer_step()
         self._update_ema()
         if self.regressor is not None:
@@ -423,7 +443,7 @@ class Trainer:
                     p.copy_(torch.where(keep, old, p))
         if self.anchor is not None:
             params, start = self.anchor
-            pull = self.options.lr * self.lr_scale * self.options.anchor_weight
+            pull = self.current_lr() * self.options.anchor_weight
             with torch.no_grad():
                 for p, p0 in zip(params, start, strict=True):
                     p.lerp_(p0, pull)
@@ -516,7 +536,7 @@ class Trainer:
             out_of_time = values.pop() > 0  # any rank past its deadline: all stop at this same step
             elapsed = time.perf_counter() - window_start
             metrics = dict(zip(keys, values, strict=True))
-            metrics.update(lr=o.lr * self.lr_scale,
+            metrics.update(lr=self.current_lr(),
                            img_per_s=2 * o.batch_size * dist.world_size * window_steps / max(elapsed, 1e-9))
             window, window_steps = {}, 0
             if not all(math.isfinite(v) for v in values):
@@ -648,10 +668,12 @@ class Trainer:
                          "data order and random state start afresh from the seed")
 
     def _apply_lr(self) -> None:
+        """The model's and its discriminators' optimizers step at the current rate (the game keeps its balance)."""
+        lr = self.current_lr()
         for optimizer in (self.optimizer, self.disc_optimizer, self.code_optimizer):
             if optimizer is not None:
                 for group in optimizer.param_groups:
-                    group["lr"] = self.options.lr * self.lr_scale
+                    group["lr"] = lr
 
     def _roll_back(self, metrics: dict[str, float]) -> None:
         """Non-finite loss: reload the last good checkpoint and continue at half the learning rate."""
@@ -693,6 +715,7 @@ class Trainer:
                 "kl_weight": o.kl_weight, "gan_weight": o.gan_weight, "ema": o.ema, "precision": self.precision,
                 "expression_weight": o.expression_weight, "cycle_weight": o.cycle_weight,
                 "late_phase": o.late_phase, "late_gan_weight": o.late_gan_weight, "lr_dropout": o.lr_dropout,
+                "lr_decay": o.lr_decay,
                 "init_from": None if o.init_from is None else str(o.init_from), "anchor_weight": o.anchor_weight,
                 "swap_gan_weight": o.swap_gan_weight, "code_gan_weight": o.code_gan_weight,
                 "color_transfer": o.color_transfer,
