@@ -340,18 +340,20 @@ class Trainer:
             out = tuple(t.contiguous(memory_format=torch.channels_last) for t in out)
         return out
 
-    def run_left(self) -> float:
-        """Share of the run still to go: of its steps, else of this run's time limit (1.0 when open-ended)."""
+    def run_progress(self) -> tuple[float, float]:
+        """How far the run has come and how long it is: in steps, else in seconds of this run's time limit
+        (an open-ended run never nears its end)."""
         o = self.options
         if o.steps is not None:
-            return 1 - self.step / o.steps
+            return self.step, o.steps
         if o.time_limit is not None:
-            return 1 - (time.perf_counter() - self.run_start) / o.time_limit
-        return 1.0
+            return time.perf_counter() - self.run_start, o.time_limit
+        return self.step, math.inf
 
     def in_late_phase(self) -> bool:
         """In the last `late_phase` share of the run."""
-        return bool(self.options.late_phase) and self.run_left() <= self.options.late_phase
+        done, total = self.run_progress()
+        return bool(self.options.late_phase) and done >= (1 - self.options.late_phase) * total
 
     def current_lr(self) -> float:
         """The learning rate now: the base rate, halved per rollback, times a cosine from 1 to 0 over the last
@@ -359,7 +361,9 @@ class Trainer:
         o = self.options
         lr = o.lr * self.lr_scale
         if o.lr_decay:
-            lr *= 0.5 - 0.5 * math.cos(math.pi * min(max(self.run_left(), 0.0) / o.lr_decay, 1.0))
+            done, total = self.run_progress()
+            left = max(1 - done / total, 0.0)
+            lr *= 0.5 - 0.5 * math.cos(math.pi * min(left / o.lr_decay, 1.0))
         return lr
 
     def train_step(self) -> dict[str, torch.Tensor]:
