@@ -11,15 +11,19 @@ import av
 import cv2
 import numpy as np
 import pytest
+import skimage.data
 from cryptography import x509
 from typer.testing import CliRunner
 
 from swapface.cli.main import app
 from swapface.demo import bundled_model
+from swapface.faces import AlignSpec, alignment_matrix, make_backend
+from swapface.faces.masks import dense_face_mask
+from swapface.media.images import read_rgb
 from swapface.media.writer import read_tags
 from swapface.provenance.credentials import COMPOSITE_SOURCE_TYPE, CREDENTIALS_TAG, local_identity
 from swapface.provenance.verify import verify_file
-from swapface.provenance.watermark import false_positive_bound
+from swapface.provenance.watermark import MARK_BACKEND, KeptPixels, WatermarkDetector, embed, false_positive_bound
 from swapface.swap.pipeline import SwapOptions, swap_media
 
 from .conftest import STILLS, VIDEOS
@@ -144,3 +148,27 @@ def test_verify_exit_codes(tmp_path: Path) -> None:
     assert runner.invoke(app, ["verify", str(tmp_path / "junk.mp4")]).exit_code == 2
     assert runner.invoke(app, ["verify", str(STILLS / "lp_d9.jpg")]).exit_code == 1
     assert false_positive_bound(5.3) < 1e-6
+
+
+def test_mark_leaves_the_kept_occluder_alone() -> None:
+    """The pixels a swap keeps (an object in front of the face) get no mark, however textured; the rest
+    of the face does, and the mark is still found in that one frame."""
+    image = read_rgb(STILLS / "df_damon_1.jpg")
+    backend = make_backend(MARK_BACKEND)
+    face = max(backend.detect(image), key=lambda f: f.size)
+    spec = AlignSpec(128, "whole")
+    matrix = alignment_matrix(face.landmarks, spec)
+    ball = np.zeros((spec.size, spec.size), np.float32)
+    cv2.circle(ball, (64, 100), 24, 1.0, -1)  # over mouth and chin, as a microphone would be
+    texture = cv2.resize(skimage.data.coffee(), image.shape[1::-1])  # the mark is strongest on texture
+    covered = cv2.warpAffine(ball, matrix, image.shape[1::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP) > 0.999
+    image[covered] = texture[covered]
+    marked = image.copy()
+    embed(marked, face.landmarks, kept=KeptPixels(ball, matrix))
+    changed = (marked != image).any(2)
+    assert covered.sum() > 1000 and not changed[covered].any()
+    face_area = dense_face_mask(face.dense, image.shape[:2]) > 0.5
+    assert changed[face_area & ~covered].mean() > 0.5
+    detector = WatermarkDetector()
+    detector.add_frame(marked, backend)
+    assert detector.score().found

@@ -26,6 +26,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -107,8 +108,27 @@ def _texture(luma: np.ndarray, scale: float) -> np.ndarray:
     return np.clip(std / 4.0, 0.35, 1.5)
 
 
-def _mark(image: np.ndarray, matrix: np.ndarray, key: str) -> tuple[tuple[slice, slice], np.ndarray] | None:
-    """The frame region the canvas covers and the mark there at unit strength (texture-shaped)."""
+class KeptPixels(NamedTuple):
+    """Pixels the mark leaves exactly as they are: the occluders a swap kept in front of the face (a float
+    mask in [0, 1] in the swap's face crop, and that crop's frame -> crop matrix). The paste promises to
+    leave them alone; a mark that follows texture would otherwise change a textured object the most."""
+
+    mask: np.ndarray
+    matrix: np.ndarray
+
+
+def _warp_into(crop: np.ndarray, matrix: np.ndarray, box: tuple[slice, slice]) -> np.ndarray:
+    """Sample `crop` (float32, in the space `matrix` maps frame pixels to) at every pixel of the frame `box`."""
+    shifted = np.asarray(matrix, np.float64).copy()
+    shifted[:, 2] += shifted[:, :2] @ np.array([box[1].start, box[0].start], np.float64)
+    size = (box[1].stop - box[1].start, box[0].stop - box[0].start)
+    return cv2.warpAffine(crop, shifted, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0.0)
+
+
+def _mark(image: np.ndarray, matrix: np.ndarray, key: str,
+          kept: KeptPixels | None = None) -> tuple[tuple[slice, slice], np.ndarray] | None:
+    """The frame region the canvas covers and the mark there at unit strength (texture-shaped), none on
+    the `kept` pixels."""
     n = CANVAS.size
     corners = np.array([[0, 0], [n, 0], [0, n], [n, n]], np.float64)
     inverse = cv2.invertAffineTransform(matrix)
@@ -118,13 +138,12 @@ def _mark(image: np.ndarray, matrix: np.ndarray, key: str) -> tuple[tuple[slice,
     x1, y1 = np.minimum(np.ceil(points.max(0)).astype(int), [w, h])
     if x1 - x0 < 8 or y1 - y0 < 8:
         return None
-    shifted = matrix.copy()
-    shifted[:, 2] += shifted[:, :2] @ np.array([x0, y0], np.float64)
-    mark = cv2.warpAffine(pattern(key), shifted, (int(x1 - x0), int(y1 - y0)),
-                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0.0)
     box = (slice(int(y0), int(y1)), slice(int(x0), int(x1)))
     scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
-    return box, mark * _texture(_luma(image[box]), scale)
+    mark = _warp_into(pattern(key), matrix, box) * _texture(_luma(image[box]), scale)
+    if kept is not None:
+        mark *= 1.0 - np.clip(_warp_into(kept.mask.astype(np.float32), kept.matrix, box), 0.0, 1.0)
+    return box, mark
 
 
 def _frame_z(image: np.ndarray, matrix: np.ndarray, key: str) -> float:
@@ -134,8 +153,9 @@ def _frame_z(image: np.ndarray, matrix: np.ndarray, key: str) -> float:
 
 
 def embed(image: np.ndarray, landmarks: np.ndarray, key: str = DEFAULT_KEY, target_z: float = TARGET_Z,
-          min_psnr: float = MIN_PSNR) -> float:
-    """Add the mark (in place, RGB uint8) to the face at `landmarks` and around it; returns its strength.
+          min_psnr: float = MIN_PSNR, kept: KeptPixels | None = None) -> float:
+    """Add the mark (in place, RGB uint8) to the face at `landmarks` and around it, except on the `kept`
+    pixels; returns its strength.
 
     Informed embedding: the frame's own correlation with the key (the host's, before marking) is
     measured, and the strength is chosen so that this frame alone scores `target_z`: footage that
@@ -143,7 +163,7 @@ def embed(image: np.ndarray, landmarks: np.ndarray, key: str = DEFAULT_KEY, targ
     [`MIN_STRENGTH`, the level where the whole frame's PSNR would fall to `min_psnr`].
     """
     matrix = alignment_matrix(landmarks, CANVAS)
-    found = _mark(image, matrix, key)
+    found = _mark(image, matrix, key, kept)
     if found is None:
         return 0.0
     box, unit = found
@@ -188,21 +208,21 @@ class Watermarker:
         self.key = key
         self._landmarks = make_backend(backend).landmarks
 
-    def __call__(self, image: np.ndarray, bbox: np.ndarray) -> None:
-        mark_face(image, self._landmarks, bbox, self.key)
+    def __call__(self, image: np.ndarray, bbox: np.ndarray, kept: KeptPixels | None = None) -> None:
+        mark_face(image, self._landmarks, bbox, self.key, kept)
 
 
 def mark_face(image: np.ndarray, landmarks: Callable[[np.ndarray, np.ndarray], np.ndarray], bbox: np.ndarray,
-              key: str = DEFAULT_KEY) -> None:
+              key: str = DEFAULT_KEY, kept: KeptPixels | None = None) -> None:
     """Embed on settled landmarks; then, since the mark itself nudges a soft face's landmarks, settle
     them again on the marked face and, if they moved, mark the unmarked face on those instead."""
     points = settled_landmarks(landmarks, image, bbox)
     unmarked = image.copy()
-    embed(image, points, key)
+    embed(image, points, key, kept=kept)
     moved = settled_landmarks(landmarks, image, np.concatenate([points.min(0), points.max(0)]))
     if np.abs(moved - points).mean() > 1.0:
         image[:] = unmarked
-        embed(image, (points + moved) / 2, key)
+        embed(image, (points + moved) / 2, key, kept=kept)
 
 
 def _add(region: np.ndarray, original: np.ndarray, delta: np.ndarray) -> None:

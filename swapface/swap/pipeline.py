@@ -53,7 +53,7 @@ from swapface.modeldir import CONFIG_FILE, face_backend, load_model, read_config
 from swapface.outputs import check_outputs
 from swapface.provenance.credentials import prepare_signing
 from swapface.provenance.watermark import DEFAULT_KEY as WATERMARK_KEY
-from swapface.provenance.watermark import Watermarker
+from swapface.provenance.watermark import KeptPixels, Watermarker
 from swapface.swap.blend import BLEND_MODES, paste_face
 from swapface.swap.color import COLOR_MODES, transfer_color
 from swapface.swap.detect_ahead import DetectAhead
@@ -280,8 +280,8 @@ class FaceSwapper:
                                crop_pixels(o.blur, size), crop)
         rgb = transfer_color(sharpen(rgb, o.sharpen, crop_pixels(SHARPEN_RADIUS, size)), crop, mask, o.color)
         paste_face(pending.image, rgb, mask, matrix, o.blend, keep)
-        if self.watermark is not None:
-            self.watermark(pending.image, face.bbox)
+        if self.watermark is not None:  # the kept occluders stay exactly as they were, unmarked too
+            self.watermark(pending.image, face.bbox, None if keep is None else KeptPixels(keep, matrix))
         if self.patches is not None:
             self.patches.write(pending.frame, index, rgb, mask, matrix, track=face.track_id,
                                coverage=self.spec.coverage)
