@@ -11,7 +11,7 @@ resize, and learned ones (Video Seal) have no installable weights here. The desi
   (periods of 4 to 32 canvas px: fine enough to be many, coarse enough to survive 480p and CRF 28),
   tapered by a soft elliptical window over the face and around it, and added to R, G and B alike
   (luma only; colours do not shift) with an amplitude that follows the local texture, so flat skin and
-  backgrounds get little.
+  backgrounds get little; the occluders the swap keeps in front of the face get none (`KeptPixels`).
 - Detection warps the luma of each sampled frame's faces into the canvas, takes the same coefficients,
   whitens them per frequency ring, sums them over frames and correlates with the chips. Under "no
   mark" the chips are independent of the footage, so the correlation is a Rademacher sum with the
