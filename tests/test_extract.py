@@ -23,7 +23,7 @@ from swapface.media import open_media, probe
 from swapface.media.images import write_rgb
 
 from .conftest import STILLS, VIDEOS
-from .video_helpers import set_display_rotation, write_clip
+from .video_helpers import set_display_rotation, write_clip, write_damaged_jpeg
 
 SWAPFACE = [sys.executable, "-m", "swapface.cli.main"]
 
@@ -211,8 +211,7 @@ def test_the_same_clip_through_a_link_resumes_and_adds_nothing(tmp_path):
 def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     text = tmp_path / "notes.mp4"
     text.write_text("this is not a video\n")
-    garbage = tmp_path / "broken.jpg"
-    garbage.write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(2000))
+    garbage = write_damaged_jpeg(tmp_path / "broken.jpg", STILLS / "df_jolie_2.jpg", cut=True)
     faceless = tmp_path / "coffee.png"
     write_rgb(faceless, skimage.data.coffee())
     frames = [f.image for f in open_media(VIDEOS / "lp_d5.mp4") if f.index < 40]

@@ -1,4 +1,4 @@
-"""Helpers for tests that need a particular video file made from real frames."""
+"""Helpers for tests that need a particular video or image file made from real frames."""
 
 from __future__ import annotations
 
@@ -144,4 +144,14 @@ def write_pattern_clip(path: Path, encoder: str, pix_fmt: str, size: tuple[int, 
                     out.mux(packet)
             for packet in sound.encode():
                 out.mux(packet)
+    return path
+
+
+def write_damaged_jpeg(path: Path, still: Path, cut: bool) -> Path:
+    """A real JPEG with 20 stray bytes before its second marker, which makes libjpeg print "Corrupt JPEG
+    data" on stderr; cut in half (an interrupted copy), it cannot be decoded at all."""
+    data = still.read_bytes()
+    second_marker = 4 + int.from_bytes(data[4:6], "big")  # SOI, then the first segment's length
+    data = data[:second_marker] + bytes(20) + data[second_marker:]
+    path.write_bytes(data[: len(data) // 2] if cut else data)
     return path
