@@ -127,6 +127,18 @@ def crop_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
     return cv2.warpAffine(window, m, (size, size), flags=interpolation, borderMode=cv2.BORDER_REFLECT)
 
 
+def uncrop(crop: np.ndarray, matrix: np.ndarray, region: tuple[int, int, int, int],
+           interpolation: int = cv2.INTER_LINEAR, border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
+    """Sample `crop` (in the space the forward `matrix` maps frame pixels to) at every pixel of the frame
+    `region` (x0, y0, x1, y1): crop_face's inverse, for only the part of the frame the caller touches. Outside
+    the crop, `border` replicates its edge (a face to blend) or gives zeros (BORDER_CONSTANT: a mark)."""
+    x0, y0, x1, y1 = region
+    shifted = np.asarray(matrix, np.float64).copy()
+    shifted[:, 2] += shifted[:, :2] @ np.array([x0, y0], np.float64)
+    return cv2.warpAffine(crop, shifted, (x1 - x0, y1 - y0), flags=interpolation | cv2.WARP_INVERSE_MAP,
+                          borderMode=border, borderValue=0)
+
+
 def fit_error(landmarks: np.ndarray, spec: AlignSpec | None = None) -> float:
     """RMS distance of aligned inner landmarks from the template, as a fraction of the crop size.
 

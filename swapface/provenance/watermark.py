@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from swapface.faces import DEFAULT_BACKEND, AlignSpec, FaceBackend, alignment_matrix, crop_face
-from swapface.faces.align import is_face_shaped
+from swapface.faces.align import crop_window, is_face_shaped, uncrop
 
 CANVAS = AlignSpec(128, "head")
 # The landmarks the mark is aligned on, when it is put in and when it is read: one choice for both. The
@@ -117,32 +117,19 @@ class KeptPixels(NamedTuple):
     matrix: np.ndarray
 
 
-def _warp_into(crop: np.ndarray, matrix: np.ndarray, box: tuple[slice, slice]) -> np.ndarray:
-    """Sample `crop` (float32, in the space `matrix` maps frame pixels to) at every pixel of the frame `box`."""
-    shifted = np.asarray(matrix, np.float64).copy()
-    shifted[:, 2] += shifted[:, :2] @ np.array([box[1].start, box[0].start], np.float64)
-    size = (box[1].stop - box[1].start, box[0].stop - box[0].start)
-    return cv2.warpAffine(crop, shifted, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=0.0)
-
-
 def _mark(image: np.ndarray, matrix: np.ndarray, key: str,
           kept: KeptPixels | None = None) -> tuple[tuple[slice, slice], np.ndarray] | None:
     """The frame region the canvas covers and the mark there at unit strength (texture-shaped), none on
     the `kept` pixels."""
-    n = CANVAS.size
-    corners = np.array([[0, 0], [n, 0], [0, n], [n, n]], np.float64)
-    inverse = cv2.invertAffineTransform(matrix)
-    points = corners @ inverse[:, :2].T + inverse[:, 2]
-    h, w = image.shape[:2]
-    x0, y0 = np.maximum(np.floor(points.min(0)).astype(int), 0)
-    x1, y1 = np.minimum(np.ceil(points.max(0)).astype(int), [w, h])
+    region = x0, y0, x1, y1 = crop_window(matrix, CANVAS.size, image.shape, pad=0)
     if x1 - x0 < 8 or y1 - y0 < 8:
         return None
-    box = (slice(int(y0), int(y1)), slice(int(x0), int(x1)))
+    box = (slice(y0, y1), slice(x0, x1))
     scale = math.sqrt(abs(np.linalg.det(matrix[:, :2])))
-    mark = _warp_into(pattern(key), matrix, box) * _texture(_luma(image[box]), scale)
+    mark = uncrop(pattern(key), matrix, region, border=cv2.BORDER_CONSTANT) * _texture(_luma(image[box]), scale)
     if kept is not None:
-        mark *= 1.0 - np.clip(_warp_into(kept.mask.astype(np.float32), kept.matrix, box), 0.0, 1.0)
+        kept_there = uncrop(kept.mask.astype(np.float32), kept.matrix, region, border=cv2.BORDER_CONSTANT)
+        mark *= 1.0 - np.clip(kept_there, 0.0, 1.0)
     return box, mark
 
 

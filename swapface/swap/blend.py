@@ -13,6 +13,8 @@ import math
 import cv2
 import numpy as np
 
+from swapface.faces.align import uncrop
+
 BLEND_MODES = ("laplacian", "poisson", "feather")
 MASK_FLOOR = 1.0 / 512  # mask values below this count as outside the face
 MAX_LEVELS = 5
@@ -35,16 +37,6 @@ def region_of(mask: np.ndarray, matrix: np.ndarray, frame_shape: tuple[int, ...]
     if x1 - x0 < 2 or y1 - y0 < 2:
         return None
     return int(x0), int(y0), int(x1), int(y1)
-
-
-def warp_to_region(crop: np.ndarray, matrix: np.ndarray, region: tuple[int, int, int, int],
-                   interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-    """Sample `crop` at the crop position of every pixel of the frame `region` (forward matrix)."""
-    x0, y0, x1, y1 = region
-    shifted = np.asarray(matrix, np.float64).copy()
-    shifted[:, 2] += shifted[:, :2] @ np.array([x0, y0], np.float64)
-    return cv2.warpAffine(crop, shifted, (x1 - x0, y1 - y0), flags=interpolation | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def pyramid_levels(height: int, width: int) -> int:
@@ -70,8 +62,8 @@ def paste_face(frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np
     x0, y0, x1, y1 = region
     background = frame[y0:y1, x0:x1]
     # Upscaling (the usual case: a 128-256 px model on a larger face) wants cubic; shrinking, linear.
-    foreground = warp_to_region(face, matrix, region, cv2.INTER_CUBIC if scale < 1.0 else cv2.INTER_LINEAR)
-    alpha = warp_to_region(mask.astype(np.float32), matrix, region)
+    foreground = uncrop(face, matrix, region, cv2.INTER_CUBIC if scale < 1.0 else cv2.INTER_LINEAR)
+    alpha = uncrop(mask.astype(np.float32), matrix, region)
     alpha = cv2.threshold(np.minimum(alpha, 1.0), MASK_FLOOR, 1.0, cv2.THRESH_TOZERO)[1]
     if mode == "feather":
         out = cv2.blendLinear(foreground, background, alpha, 1.0 - alpha)
@@ -82,7 +74,7 @@ def paste_face(frame: np.ndarray, face: np.ndarray, mask: np.ndarray, matrix: np
     else:
         out = poisson_blend(foreground, background, alpha)
     if keep is not None:
-        kept = warp_to_region(keep.astype(np.float32), matrix, region)
+        kept = uncrop(keep.astype(np.float32), matrix, region)
         out = cv2.blendLinear(background, out, kept, 1.0 - kept)
     frame[y0:y1, x0:x1] = out
     return region
