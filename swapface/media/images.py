@@ -28,14 +28,15 @@ def read_rgb(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise InputError(path, "no such file")
-    try:
-        with Image.open(path) as image:
-            ImageOps.exif_transpose(image, in_place=True)
-            return _rgb8(image, path)
-    except Image.DecompressionBombError:
-        raise InputError(path, "image too large to read safely") from None
-    except (OSError, ValueError, SyntaxError):  # Pillow's errors for files it cannot identify or decode
-        raise InputError(path, "not a readable image") from None
+    with open(path, "rb") as handle:  # outside the try: no permission and the like stay the system's words
+        try:
+            with Image.open(handle) as image:
+                ImageOps.exif_transpose(image, in_place=True)
+                return _rgb8(image, path)
+        except Image.DecompressionBombError:
+            raise InputError(path, "image too large to read safely") from None
+        except (OSError, ValueError, SyntaxError):  # Pillow's errors for files it cannot identify or decode
+            raise InputError(path, "not a readable image") from None
 
 
 def _rgb8(image: Image.Image, path: Path) -> np.ndarray:
