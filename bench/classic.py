@@ -60,7 +60,8 @@ def baseline_step(trainer: Trainer, model: ClassicAutoencoder, optimizer: torch.
     def step() -> torch.Tensor:
         batches = []
         for name in "ab":
-            images, masks, weights = trainer.faces[name].batch(trainer.samplers[name].next(trainer.options.batch_size))
+            images, masks, weights = trainer.faces[name].batch(trainer.samplers[name].next(trainer.options.batch_size),
+                                                             trainer.options.priority_weight)
             batches.append(augment(images, masks, weights, trainer.options.augment, trainer.augment_generator))
         with torch.autocast(trainer.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             out_a, out_b = model(batches[0][0], batches[1][0])

@@ -69,8 +69,9 @@ COLUMNS = {"set": ("", ""), "closer": ("closer", ".0%"), "d(target)": ("d_target
            "mouth r": ("mouth_corr", ".2f"), "eyes r": ("eye_corr", ".2f"), "brows r": ("brow_corr", ".2f"),
            "blinks": ("blink", ".2f"), "sharp": ("sharpness", ".2f"), "dL": ("light_brightness", ".1f"),
            "d(ab)": ("light_colour", ".1f"), "PSNR dB": ("psnr", ".1f")}
-LEVERS = ("expression_weight", "cycle_weight", "late_phase", "late_gan_weight", "lr_dropout", "lr_decay",
-          "gan_weight", "anchor_weight", "kl_weight", "swap_gan_weight", "code_gan_weight", "color_transfer")
+LEVERS = ("priority_weight", "expression_weight", "cycle_weight", "late_phase", "late_gan_weight", "lr_dropout",
+          "lr_decay", "gan_weight", "anchor_weight", "kl_weight", "swap_gan_weight", "code_gan_weight",
+          "color_transfer")
 TARGETS = "closer-to-target >= 99%, NME <= 0.06, reconstruction PSNR >= 28 dB (128 px), <= 10 GPU-minutes"
 
 

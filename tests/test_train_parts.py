@@ -1,15 +1,18 @@
-"""Building blocks of training on real faces: SSIM against scikit-image, feature-weighted losses,
+"""Building blocks of training on real faces: SSIM against scikit-image, eyes-and-mouth weighted losses,
 augmentation geometry, data loading and the resumable sharded sampler."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from skimage import data
 from skimage.metrics import structural_similarity
 
+from swapface.errors import SwapfaceError
 from swapface.train.augment import YCBCR, AugmentOptions, augment, colour_moments, transfer_colours
 from swapface.train.data import ShardSampler, load_faces, split_holdout
+from swapface.train.loop import TrainOptions, train
 from swapface.train.losses import reconstruction_losses, ssim_map
 
 
@@ -53,6 +56,21 @@ def test_error_on_the_eyes_costs_more_than_on_the_cheek(faceset_a) -> None:
         damaged[..., y - 2:y + 3, x - 2:x + 3] = 1 - damaged[..., y - 2:y + 3, x - 2:x + 3]
         losses.append(float(reconstruction_losses(damaged, masks, images, masks, weights)["l1"]))
     assert losses[0] > 1.5 * losses[1]
+
+
+def test_priority_weight_sets_how_much_eyes_and_mouth_count(faceset_a, tmp_path) -> None:
+    faces = load_faces(faceset_a, 64)
+    points = faces.landmarks[5]
+    eye, mouth = points[36:42].mean(0).round().astype(int), points[60:68].mean(0).round().astype(int)
+    cheek = points[[2, 3, 48]].mean(0).round().astype(int)
+    for weight in (1.0, 3.0, 10.0):
+        weights = faces.batch(torch.tensor([5]), weight)[2][0, 0]
+        assert float(weights[cheek[1], cheek[0]]) == pytest.approx(1.0, abs=0.05)
+        for x, y in (eye, mouth):
+            assert float(weights[y, x]) == pytest.approx(weight, rel=0.05)
+    with pytest.raises(SwapfaceError, match="priority weight must be at least 1"):
+        train(faceset_a, faceset_a, tmp_path / "model", TrainOptions(steps=1, priority_weight=0.5))
+    assert not (tmp_path / "model").exists()
 
 
 def test_augmentation_moves_masks_with_faces_and_warps_only_the_input(faceset_a) -> None:

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from swapface.cli.common import console, user_errors
 from swapface.model import PRESETS
+from swapface.train.data import PRIORITY_WEIGHT
 from swapface.train.loop import Progress as TrainProgress
 from swapface.train.loop import TrainOptions, train
 
@@ -51,6 +52,9 @@ def train_command(
     seed: Annotated[int, typer.Option(help="Seed of weights, data order and augmentation.")] = 0,
     ema: Annotated[float, typer.Option(help="Decay of the weight average written to the model dir (0: raw "
                                             "weights).")] = 0.999,
+    priority_weight: Annotated[float, typer.Option(help="Loss weight of the eyes and mouth, against 1 for the rest "
+                                                        "of the face (DeepFaceLab's eyes and mouth priority).",
+                                                   min=1)] = PRIORITY_WEIGHT,
     expression_weight: Annotated[float, typer.Option(help="Weight of the expression loss on swaps (a landmark "
                                                           "regressor trained alongside reads them; 0: off).",
                                                      min=0)] = 0.0,
@@ -88,8 +92,8 @@ def train_command(
             gan_weight=gan_weight, save_every=save_every, snapshot_every=snapshot_every,
             preview_every=preview_every, log_every=log_every, eval_every=eval_every, holdout=holdout,
             init_from=init_from, freeze=tuple(freeze or ()), device=device, precision=precision, compile=compile,
-            seed=seed, ema=ema, expression_weight=expression_weight, cycle_weight=cycle_weight,
-            late_phase=late_phase, late_gan_weight=late_gan_weight, lr_dropout=lr_dropout,
+            seed=seed, ema=ema, priority_weight=priority_weight, expression_weight=expression_weight,
+            cycle_weight=cycle_weight, late_phase=late_phase, late_gan_weight=late_gan_weight, lr_dropout=lr_dropout,
             lr_decay=lr_decay, anchor_weight=anchor_weight, swap_gan_weight=swap_gan_weight,
             code_gan_weight=code_gan_weight, color_transfer=color_transfer)
         with Progress(TextColumn("[bold]train[/]"), BarColumn(bar_width=None), MofNCompleteColumn(),

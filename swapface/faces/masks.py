@@ -36,23 +36,23 @@ def hull_mask(landmarks: np.ndarray, shape: tuple[int, int], forehead: bool = Tr
     return mask.astype(np.float32) / 255.0
 
 
-def feature_weights(landmarks: np.ndarray, shape: tuple[int, int], eyes: float = 3.0, mouth: float = 3.0,
-                    nose: float = 1.5) -> np.ndarray:
-    """Per-pixel loss weights: 1 everywhere, more on eyes, mouth and nose (where identity and
-    expression live), softened so the extra weight has no hard edge."""
-    weights = np.ones(shape, np.float32)
+def feature_priority(landmarks: np.ndarray, shape: tuple[int, int], nose: float = 0.25) -> np.ndarray:
+    """Per-pixel share of the training loss's priority weight, in [0, 1]: 1 on the eyes and the mouth (where
+    identity and expression live), `nose` on the nose, 0 elsewhere; softened so it has no hard edge. Kept
+    apart from the weight itself, so the weight can change without re-reading the faceset."""
+    priority = np.zeros(shape, np.float32)
     size = max(shape)
-    for region, weight, grow in ((LEFT_EYE, eyes, 0.04), (RIGHT_EYE, eyes, 0.04), (MOUTH, mouth, 0.03),
-                                 (NOSE, nose, 0.02)):
+    for region, share, grow in ((LEFT_EYE, 1.0, 0.04), (RIGHT_EYE, 1.0, 0.04), (MOUTH, 1.0, 0.03),
+                                (NOSE, nose, 0.02)):
         region_mask = np.zeros(shape, np.uint8)
         hull = cv2.convexHull(landmarks[region].astype(np.float32)).astype(np.int32)
         cv2.fillConvexPoly(region_mask, hull, 1)
         radius = max(1, int(size * grow))
         region_mask = cv2.dilate(region_mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
                                                                          (2 * radius + 1, 2 * radius + 1)))
-        weights = np.maximum(weights, region_mask.astype(np.float32) * weight)
+        priority = np.maximum(priority, region_mask.astype(np.float32) * share)
     blur = max(3, int(size * 0.03) | 1)
-    return cv2.GaussianBlur(weights, (blur, blur), 0)
+    return cv2.GaussianBlur(priority, (blur, blur), 0)
 
 
 def _fill(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

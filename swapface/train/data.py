@@ -11,20 +11,21 @@ import numpy as np
 import torch
 
 from swapface.errors import InputError
-from swapface.faces.masks import dense_face_mask, feature_weights, hull_mask
+from swapface.faces.masks import dense_face_mask, feature_priority, hull_mask
 from swapface.faceset import Faceset
 
-WEIGHT_SCALE = 64  # feature weights (1..~3) are stored as uint8 of weight * 64
+PRIORITY_WEIGHT = 3.0  # eyes and mouth count this many times as much as the rest of the face (nose: a quarter of
+#                        the extra); DeepFaceLab's "eyes and mouth priority"
 
 
 @dataclass
 class FaceTensors:
-    """N faces of one identity: images (N,3,R,R), masks (N,1,R,R), weights (N,1,R,R), all uint8;
+    """N faces of one identity: images (N,3,R,R), masks (N,1,R,R), priority maps (N,1,R,R), all uint8;
     landmarks (N,68,2) in model pixels and identity embeddings (N,128), for evaluation."""
 
     images: torch.Tensor
     masks: torch.Tensor
-    weights: torch.Tensor
+    priority: torch.Tensor
     landmarks: np.ndarray
     embeddings: np.ndarray
     coverage: str
@@ -33,31 +34,34 @@ class FaceTensors:
         return len(self.images)
 
     def to(self, device: torch.device) -> FaceTensors:
-        return FaceTensors(self.images.to(device), self.masks.to(device), self.weights.to(device), self.landmarks,
+        return FaceTensors(self.images.to(device), self.masks.to(device), self.priority.to(device), self.landmarks,
                            self.embeddings, self.coverage)
 
     def select(self, index: torch.Tensor) -> FaceTensors:
         rows = index.cpu().numpy()
-        return FaceTensors(self.images[index], self.masks[index], self.weights[index], self.landmarks[rows],
+        return FaceTensors(self.images[index], self.masks[index], self.priority[index], self.landmarks[rows],
                            self.embeddings[rows], self.coverage)
 
-    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Float (images, masks, weights) for the faces `index`; images and masks in [0, 1]."""
+    def batch(self, index: torch.Tensor, priority_weight: float = PRIORITY_WEIGHT
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Float (images, masks, loss weights) for the faces `index`; images and masks in [0, 1], loss weights 1
+        on most of the face and `priority_weight` on the eyes and mouth."""
         index = index.to(self.images.device)
+        priority = self.priority[index].float() / 255
         return (self.images[index].float() / 255, self.masks[index].float() / 255,
-                self.weights[index].float() / WEIGHT_SCALE)
+                1 + (priority_weight - 1) * priority)
 
 
 def load_faces(path: str | Path, resolution: int) -> FaceTensors:
     """Read every face of a faceset, resized to `resolution`, with its face mask (the mesh oval where the
-    faceset has dense points, else the 68-point hull) and feature weights."""
+    faceset has dense points, else the 68-point hull) and eyes-and-mouth priority map."""
     faceset = Faceset.open(path)
     try:
         records = faceset.records()
         if not records:
             raise InputError(path, "faceset holds no faces")
         scale = resolution / faceset.spec.size
-        images, masks, weights, landmarks = [], [], [], []
+        images, masks, priority, landmarks = [], [], [], []
         for record in records:
             crop = faceset.load_image(record)
             if crop.shape[0] != resolution:
@@ -70,10 +74,9 @@ def load_faces(path: str | Path, resolution: int) -> FaceTensors:
             mask = hull_mask(points, (resolution, resolution)) if dense is None else \
                 dense_face_mask(dense * scale, (resolution, resolution))
             masks.append(np.round(mask * 255).astype(np.uint8))
-            weights.append(np.clip(np.round(feature_weights(points, (resolution, resolution)) * WEIGHT_SCALE),
-                                   0, 255).astype(np.uint8))
+            priority.append(np.round(feature_priority(points, (resolution, resolution)) * 255).astype(np.uint8))
         return FaceTensors(torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(masks))[:, None],
-                           torch.from_numpy(np.stack(weights))[:, None], np.stack(landmarks),
+                           torch.from_numpy(np.stack(priority))[:, None], np.stack(landmarks),
                            np.stack([r.embedding for r in records]).astype(np.float32), faceset.spec.coverage)
     finally:
         faceset.close()

@@ -47,7 +47,7 @@ from swapface.train.checkpoint import (
     save_checkpoint,
     unflatten,
 )
-from swapface.train.data import FaceTensors, ShardSampler, load_faces, split_holdout
+from swapface.train.data import PRIORITY_WEIGHT, FaceTensors, ShardSampler, load_faces, split_holdout
 from swapface.train.evaluate import HeldOutEvaluator
 from swapface.train.losses import (
     code_identity_loss,
@@ -96,6 +96,7 @@ class TrainOptions:
     ema: float = 0.999  # decay of the weights' moving average that swap uses (0: use the raw weights)
     augment: AugmentOptions = field(default_factory=AugmentOptions)
     # Quality levers (docs/benchmarks.md measures each one):
+    priority_weight: float = PRIORITY_WEIGHT  # loss weight of the eyes and mouth against 1 for the rest of the face
     expression_weight: float = 0.0  # swaps' expression vs their source's, by a landmark regressor trained alongside
     cycle_weight: float = 0.0  # A->B->A should give A back (L1 on the face)
     late_phase: float = 0.0  # share of the run, at its end, without random warp and with the PatchGAN
@@ -158,6 +159,8 @@ def _check_options(options: TrainOptions) -> None:
     if min(options.expression_weight, options.cycle_weight, options.late_gan_weight, options.swap_gan_weight,
            options.code_gan_weight) < 0:
         raise SwapfaceError("loss weights must not be negative")
+    if options.priority_weight < 1:
+        raise SwapfaceError("priority weight must be at least 1 (the weight of the rest of the face)")
     if options.anchor_weight < 0 or options.anchor_weight * options.lr >= 1:
         raise SwapfaceError("anchor weight must be in [0, 1/lr)")
     if options.anchor_weight and options.init_from is None:
@@ -333,7 +336,8 @@ class Trainer:
 
     def batch(self, name: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """An augmented batch: (warped input, target, target mask, target weights)."""
-        images, masks, weights = self.faces[name].batch(self.samplers[name].next(self.options.batch_size))
+        images, masks, weights = self.faces[name].batch(self.samplers[name].next(self.options.batch_size),
+                                                          self.options.priority_weight)
         options = self.late_augment if self.in_late_phase() else self.options.augment
         out = augment(images, masks, weights, options, self.augment_generator)
         if self.device.type == "cuda":
@@ -717,9 +721,9 @@ class Trainer:
         return {"faceset_a": str(self.faceset_paths[0]), "faceset_b": str(self.faceset_paths[1]),
                 "step": self.step, "batch_size": o.batch_size, "world_size": self.dist.world_size, "lr": o.lr,
                 "kl_weight": o.kl_weight, "gan_weight": o.gan_weight, "ema": o.ema, "precision": self.precision,
-                "expression_weight": o.expression_weight, "cycle_weight": o.cycle_weight,
-                "late_phase": o.late_phase, "late_gan_weight": o.late_gan_weight, "lr_dropout": o.lr_dropout,
-                "lr_decay": o.lr_decay,
+                "priority_weight": o.priority_weight, "expression_weight": o.expression_weight,
+                "cycle_weight": o.cycle_weight, "late_phase": o.late_phase, "late_gan_weight": o.late_gan_weight,
+                "lr_dropout": o.lr_dropout, "lr_decay": o.lr_decay,
                 "init_from": None if o.init_from is None else str(o.init_from), "anchor_weight": o.anchor_weight,
                 "swap_gan_weight": o.swap_gan_weight, "code_gan_weight": o.code_gan_weight,
                 "color_transfer": o.color_transfer,
