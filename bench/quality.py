@@ -232,7 +232,8 @@ def main() -> None:
     parser.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
     parser.add_argument("--preset", default="128")
     parser.add_argument("--resolution", type=int, default=None, help="override the preset's (e.g. 64 on CPU)")
-    parser.add_argument("--latent-stride", type=int, help="override the preset's (e.g. 8: an 8x8 latent at 64 px)")
+    parser.add_argument("--latent-side", type=int,
+                        help="override the preset's 8 (e.g. 4: the 4x4 latent the 128 preset had at 64 px before)")
     parser.add_argument("--latent-channels", type=int, help="override the preset's")
     parser.add_argument("--dense-dims", type=int, help="override the preset's: a global bottleneck beside the latent")
     for lever in LEVERS:
@@ -270,8 +271,9 @@ def main() -> None:
         facesets = {i: (args.facesets_from / f"{i}-train", args.facesets_from / f"{i}-held") for i in CLIPS}
     else:
         facesets = prepare(args.work, args.workers, dict(zip(CLIPS, args.clips, strict=True)))
-    changes = {k: getattr(args, k) for k in ("latent_stride", "latent_channels", "dense_dims")
-               if getattr(args, k) is not None}
+    changes = {k: getattr(args, k) for k in ("latent_channels", "dense_dims") if getattr(args, k) is not None}
+    if args.latent_side:  # as a stride at the preset's own size: preset() keeps the side at any --resolution
+        changes["latent_stride"] = PRESETS[args.preset].resolution // args.latent_side
     if changes:  # a variant of the preset, registered under its own name (the model dir records it)
         variant = args.preset + "".join(f"-{k.split('_')[0][0]}{k.split('_')[1][0]}{v}" for k, v in changes.items())
         PRESETS[variant] = PRESETS[args.preset].replace(**changes)

@@ -120,17 +120,19 @@ PRESETS: dict[str, ModelConfig] = {
 
 def preset(name: str, resolution: int | None = None, coverage: str | None = None,
            dense_dims: int | None = None) -> ModelConfig:
-    """A preset, optionally at another resolution (the latent keeps its stride), crop coverage or dense
+    """A preset, optionally at another resolution (the latent keeps its 8x8 side), crop coverage or dense
     bottleneck size (0: none)."""
     if name not in PRESETS:
         raise SwapfaceError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     config = PRESETS[name]
     changes: dict = {}
     if resolution is not None:
-        stride, stem = config.latent_stride, config.stem_stride
-        while resolution // stride < 4 and stride > 4:
-            stride //= 2
-        changes.update(resolution=resolution, latent_stride=stride, stem_stride=max(2, min(stem, stride // 4)))
+        # The latent keeps its side (8x8 in every preset), not its stride: the grid that places pose and
+        # expression is the preset's at any size. (Keeping the stride gave the 128 preset a 4x4 latent at 64 px,
+        # which the CPU proxy found loses expression; docs/benchmarks.md.)
+        stride = max(4, resolution // config.latent_side)
+        changes.update(resolution=resolution, latent_stride=stride,
+                       stem_stride=max(2, min(config.stem_stride, stride // 4)))
     if coverage is not None:
         changes["coverage"] = coverage
     if dense_dims is not None:
