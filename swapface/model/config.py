@@ -54,7 +54,7 @@ class ModelConfig:
         cells = (self.resolution // self.latent_stride) ** 2
         if self.dense_dims < 0 or self.dense_dims % cells:
             raise SwapfaceError(f"dense_dims must be a multiple of the latent's {cells} cells, got {self.dense_dims} "
-                                "(at another resolution, choose the preset made for it or another --dense-dims)")
+                                "(choose another --dense-dims)")
 
     @property
     def widths(self) -> tuple[int, ...]:
