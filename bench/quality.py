@@ -272,10 +272,11 @@ def main() -> None:
     else:
         facesets = prepare(args.work, args.workers, dict(zip(CLIPS, args.clips, strict=True)))
     changes = {k: getattr(args, k) for k in ("latent_channels", "dense_dims") if getattr(args, k) is not None}
+    asked = dict(changes, latent_side=args.latent_side) if args.latent_side else changes
     if args.latent_side:  # as a stride at the preset's own size: preset() keeps the side at any --resolution
         changes["latent_stride"] = PRESETS[args.preset].resolution // args.latent_side
-    if changes:  # a variant of the preset, registered under its own name (the model dir records it)
-        variant = args.preset + "".join(f"-{k.split('_')[0][0]}{k.split('_')[1][0]}{v}" for k, v in changes.items())
+    if changes:  # a variant of the preset, named after the flags asked (the model dir records the architecture)
+        variant = args.preset + "".join(f"-{k.split('_')[0][0]}{k.split('_')[1][0]}{v}" for k, v in asked.items())
         PRESETS[variant] = PRESETS[args.preset].replace(**changes)
         args.preset = variant
     options = TrainOptions(preset=args.preset, resolution=args.resolution, batch_size=args.batch_size, lr=args.lr,

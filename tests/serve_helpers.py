@@ -81,10 +81,17 @@ def submit(client: httpx.Client, kind: str, inputs: dict, options: dict | None =
 
 def wait_for(client: httpx.Client, job_id: str, until=lambda job: job["state"] in ("done", "failed", "cancelled"),
              timeout: float = 600.0) -> dict:
-    deadline = time.monotonic() + timeout
+    """Poll a job until `until` holds; fail after `timeout` seconds without progress.
+
+    The clock restarts whenever the job moves (state, progress or training step), so a slow or busy machine only
+    slows the test down, while a job that hangs still fails it."""
+    deadline, last = time.monotonic() + timeout, None
     while time.monotonic() < deadline:
         job = client.get(f"/api/jobs/{job_id}").json()
         if until(job):
             return job
+        moved = (job["state"], job.get("progress"), job.get("info", {}).get("step"))
+        if moved != last:
+            deadline, last = time.monotonic() + timeout, moved
         time.sleep(0.3)
-    raise TimeoutError(f"job {job_id} still {job['state']} after {timeout} s: {job}")
+    raise TimeoutError(f"job {job_id} made no progress for {timeout} s: {job}")
