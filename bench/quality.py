@@ -9,6 +9,7 @@ against the source face, reconstruction PSNR), next to the classic method's numb
     python bench/quality.py --device cuda --minutes 10                      # the protocol (H100/H200)
     python bench/quality.py --device cpu --resolution 64 --batch-size 8 --minutes 45   # CPU proxy
     python bench/quality.py ... --model classic      # the classic autoencoder, same data, same budget
+    python bench/quality.py ... --model blurred --blur 1.0   # no model: real faces blurred, the scorer's floor
     python bench/quality.py ... --clips lp_d6.mp4 lp_d10.mp4 --work ../quality-other   # another pair
     python bench/quality.py ... --score-only --outputs-to OUT   # save a trained model's held-out outputs
     python bench/quality.py ... --score-outputs OUT --color reinhard  # score them, swaps recoloured first
@@ -50,7 +51,7 @@ from swapface.eval.metrics import psnr, sharpness_ratio
 from swapface.faces import AlignSpec, make_backend
 from swapface.faces.masks import hull_mask
 from swapface.faceset.store import Faceset
-from swapface.model import PRESETS
+from swapface.model import PRESETS, preset
 from swapface.modeldir import load_model, read_config_json
 from swapface.swap.color import COLOR_MODES, transfer_color
 from swapface.train import distributed
@@ -226,6 +227,19 @@ def classic_run(train_sets: dict[str, Path], held: dict[str, Path], args: argpar
                                   max_faces=args.max_faces, device=args.device, references=references)
 
 
+def blurred_run(train_sets: dict[str, Path], held: dict[str, Path], args: argparse.Namespace,
+                options: TrainOptions, references: dict[str, np.ndarray]) -> tuple[int, list[DirectionScores]]:
+    """No model: each held-out face, Gaussian-blurred by --blur px, stands for its own reconstruction. What the
+    scorer reads on real faces as soft as a model's output (sharpness, NME, expression, PSNR) is the floor under a
+    model's numbers: a model's gap to it is the model's own error, not the blur's or the landmark fit's."""
+    config = preset(args.preset, args.resolution)
+    faces = {k: held_out_faces(p, k, config.resolution, config.coverage, args.max_faces) for k, p in held.items()}
+    backend = make_backend("dlib")
+    return 0, [score_direction(None, f, k, references, backend, real_faces=f,
+                               outputs=np.stack([cv2.GaussianBlur(c, (0, 0), args.blur) for c in f.crops]))
+               for k, f in faces.items()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -261,11 +275,15 @@ def main() -> None:
                         "swaps first, as `swapface swap --color` does (default: the model's own colours)")
     parser.add_argument("--preview", type=Path, help="with --score-outputs: also write a grid of held-out sources "
                                                      "and outputs to this PNG, to look at")
-    parser.add_argument("--model", choices=["swapface", "classic"], default="swapface")
+    parser.add_argument("--model", choices=["swapface", "classic", "blurred"], default="swapface")
+    parser.add_argument("--blur", type=float, default=1.0, help="with --model blurred: the blur's sigma, in pixels "
+                                                                "of the --resolution crops")
     parser.add_argument("--clips", nargs=2, default=list(CLIPS.values()), metavar=("A", "B"),
                         help="another pair of ../shared/data/videos (with its own --work): does a result hold "
                              "beyond the protocol's pair?")
     args = parser.parse_args()
+    if args.blur <= 0:
+        parser.error(f"--blur must be a positive sigma in pixels, got {args.blur:g}")
 
     if args.facesets_from:
         facesets = {i: (args.facesets_from / f"{i}-train", args.facesets_from / f"{i}-held") for i in CLIPS}
@@ -294,7 +312,7 @@ def main() -> None:
     if args.score_outputs:
         steps, directions = score_outputs(held, args, references)
     else:
-        run = classic_run if args.model == "classic" else swapface_run
+        run = {"swapface": swapface_run, "classic": classic_run, "blurred": blurred_run}[args.model]
         steps, directions = run(train_sets, held, args, options, references)
     run_seconds = time.perf_counter() - started  # training (the --minutes budget) and scoring
     real = {}
@@ -305,9 +323,11 @@ def main() -> None:
         real[identity] = [float(np.linalg.norm(embeddings - references[k], axis=1).mean()) for k in (identity, other)]
 
     trained_on = args.device if args.score_outputs else device_name(args.device)
-    model_name = "classic autoencoder" if args.model == "classic" else f"swapface {args.preset} preset"
-    table = Table(title=f"quality protocol: {model_name} at {args.resolution or 'preset'} px, {steps} steps of batch "
-                        f"{args.batch_size} in {args.minutes:g} min on {trained_on}")
+    model_name = {"classic": "classic autoencoder", "blurred": f"real held-out faces blurred by {args.blur:g} px"}.get(
+        args.model, f"swapface {args.preset} preset")
+    trained = "" if args.model == "blurred" else (f", {steps} steps of batch {args.batch_size} in {args.minutes:g} min "
+                                                  f"on {trained_on}")
+    table = Table(title=f"quality protocol: {model_name} at {args.resolution or 'preset'} px{trained}")
     for column in COLUMNS:
         table.add_column(column)
     rows = {}
