@@ -21,6 +21,7 @@ so a rerun only trains and scores; --fresh starts the model over.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -208,7 +209,9 @@ def write_preview(path: Path, faces: dict[str, HeldOutFaces], outputs: dict[tupl
 
 def classic_run(train_sets: dict[str, Path], held: dict[str, Path], args: argparse.Namespace,
                 options: TrainOptions, references: dict[str, np.ndarray]) -> tuple[int, list[DirectionScores]]:
-    """The classic autoencoder (L1 + MSE, Adam 5e-5), on the same batches and augmentation, same budget."""
+    """The classic autoencoder (L1 + MSE, Adam 5e-5), on the same batches and augmentation, same budget; random
+    warp throughout, as the classic method trains (no late phase)."""
+    options = dataclasses.replace(options, late_phase=0.0)
     trainer = Trainer(train_sets["a"], train_sets["b"], args.work / "classic-data", options,
                       distributed.setup(args.device), message=lambda _t: None)
     torch.manual_seed(0)

@@ -74,7 +74,8 @@ def run_demo(output: Path, steps: int = 150, frames: int = 48, rebuild: bool = F
     # A rebuild ends DeepFaceLab's way: the last fifth without random warp and with the PatchGAN, for detail.
     # A fine-tune starts where that phase ended: random warp again would blur what it sharpened.
     options = TrainOptions(preset=PRESET, batch_size=8, steps=steps, init_from=init,
-                           precision="bf16" if cpu_has_fast_bf16() else None, late_phase=0.2 if rebuild else 0.0,
+                           precision="bf16" if cpu_has_fast_bf16() else None,
+                           late_phase=0.2 if rebuild else 0.0, late_gan_weight=0.1,
                            augment=AugmentOptions() if rebuild else AugmentOptions(warp=0.0),
                            preview_every=max(steps // 4, 1), save_every=max(steps // 2, 1), snapshot_every=0)
     training = train(facesets["astronaut"], facesets["grace_hopper"], model_dir, options, message=say)

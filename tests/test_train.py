@@ -21,7 +21,7 @@ from swapface.errors import SwapfaceError
 from swapface.media.images import read_rgb
 from swapface.model import SwapAutoencoder, preset
 from swapface.modeldir import load_model, save_model
-from swapface.train import loop
+from swapface.train import distributed, loop
 from swapface.train.checkpoint import CHECKPOINT_FILE, load_checkpoint
 from swapface.train.loop import METRICS_FILE, TrainOptions, train
 
@@ -74,14 +74,17 @@ def test_loss_falls_and_outputs_are_written(faceset_a, faceset_b, tmp_path) -> N
 
 
 def test_resume_continues_exactly(faceset_a, faceset_b, tmp_path) -> None:
+    """A run of 6 steps extended to 12 retraces a straight run of 12 exactly. (Extending a run moves its late
+    phase, which is a share of --steps, so both run without one here.)"""
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    train(faceset_a, faceset_b, straight, _options(steps=12, save_every=6, snapshot_every=6), message=_quiet)
+    train(faceset_a, faceset_b, straight, _options(steps=12, save_every=6, snapshot_every=6, late_phase=0),
+          message=_quiet)
     snapshots = sorted(p.parent.name for p in (straight / "snapshots").glob("*/model.safetensors"))
     assert snapshots == ["step-00000006", "step-00000012"]
     load_model(straight / "snapshots" / "step-00000006")  # a snapshot is a model dir of its own
-    train(faceset_a, faceset_b, resumed, _options(steps=6, save_every=6), message=_quiet)
+    train(faceset_a, faceset_b, resumed, _options(steps=6, save_every=6, late_phase=0), message=_quiet)
     messages: list[str] = []
-    train(faceset_a, faceset_b, resumed, _options(steps=12, save_every=6), message=messages.append)
+    train(faceset_a, faceset_b, resumed, _options(steps=12, save_every=6, late_phase=0), message=messages.append)
     assert any("resumed" in m and "step 6" in m for m in messages)
     a, b = _metrics(straight), _metrics(resumed)
     assert [m["step"] for m in b] == list(range(1, 13))
@@ -98,7 +101,7 @@ def test_quality_levers_train_resume_exactly_and_are_recorded(faceset_a, faceset
     """Expression loss (with its landmark regressor), cycle loss, lr dropout and a dense bottleneck at once:
     their losses are logged, a resumed run matches an uninterrupted one, config.json records every lever;
     a late phase turns the PatchGAN on for its share of the steps."""
-    levers = dict(expression_weight=1.0, cycle_weight=0.5, lr_dropout=0.5, dense_dims=128)
+    levers = dict(expression_weight=1.0, cycle_weight=0.5, lr_dropout=0.5, dense_dims=128, late_phase=0)
     straight, resumed, late = tmp_path / "straight", tmp_path / "resumed", tmp_path / "late"
     train(faceset_a, faceset_b, straight, _options(steps=6, save_every=3, **levers), message=_quiet)
     train(faceset_a, faceset_b, resumed, _options(steps=3, save_every=3, **levers), message=_quiet)
@@ -111,10 +114,35 @@ def test_quality_levers_train_resume_exactly_and_are_recorded(faceset_a, faceset
     assert config["model"]["dense_dims"] == 128
     assert {k: config["training"][k] for k in ("expression_weight", "cycle_weight", "lr_dropout")} == {
         "expression_weight": 1.0, "cycle_weight": 0.5, "lr_dropout": 0.5}
-    train(faceset_a, faceset_b, late, _options(steps=6, save_every=6, late_phase=0.5), message=_quiet)
+    train(faceset_a, faceset_b, late, _options(steps=6, save_every=6, late_phase=0.5, late_gan_weight=0.1),
+          message=_quiet)
     assert [("gan_g" in m) for m in _metrics(late)] == [False] * 3 + [True] * 3
-    with pytest.raises(SwapfaceError, match="late-phase is a share of the run"):
-        train(faceset_a, faceset_b, tmp_path / "x", TrainOptions(preset="tiny", late_phase=0.2), message=_quiet)
+
+
+def test_runs_end_without_random_warp_by_default(faceset_a, faceset_b, tmp_path) -> None:
+    """The default late phase: over the last fifth of a run's steps the encoder sees the target itself (no random
+    warp to guess at), with no discriminator; before it, and when pretraining a base, the input is warped."""
+
+    def warped(trainer: loop.Trainer, step: int) -> bool:
+        trainer.step = step
+        inputs, targets, _, _ = trainer.batch("a")
+        return not torch.allclose(inputs, targets, atol=1e-4)
+
+    dist = distributed.setup("cpu")
+    pair = loop.Trainer(faceset_a, faceset_b, tmp_path / "pair", _options(steps=10), dist, _quiet)
+    base = loop.Trainer(faceset_a, faceset_a, tmp_path / "base", _options(steps=10), dist, _quiet)
+    try:
+        assert pair.discriminator is None
+        assert [warped(pair, step) for step in range(10)] == [True] * 8 + [False] * 2
+        assert warped(base, 9)
+    finally:
+        pair.close()
+        base.close()
+    # An open-ended run (stopped here by SIGTERM after its first step) says it has no end to place it at.
+    messages: list[str] = []
+    result = train(faceset_a, faceset_b, tmp_path / "open", _options(), message=messages.append,
+                   progress=lambda _progress: signal.raise_signal(signal.SIGTERM))
+    assert result.interrupted and any("no end to place the late phase" in m for m in messages)
 
 
 def test_lr_decay_winds_the_learning_rate_down_along_a_cosine(faceset_a, faceset_b, tmp_path) -> None:

@@ -60,10 +60,11 @@ def train_command(
                                                      min=0)] = 0.0,
     cycle_weight: Annotated[float, typer.Option(help="Weight of the cycle loss (A->B->A gives A back; 0: off).",
                                                 min=0)] = 0.0,
-    late_phase: Annotated[float, typer.Option(help="Share of the run, at its end, trained without random warp and "
-                                                   "with the PatchGAN (needs --steps or --time-limit).",
-                                              min=0, max=0.99)] = 0.0,
-    late_gan_weight: Annotated[float, typer.Option(help="PatchGAN weight in the late phase.", min=0)] = 0.1,
+    late_phase: Annotated[float, typer.Option(help="Share of the run, at its end, trained without random warp "
+                                                   "(placed by --steps or --time-limit; without either, and when "
+                                                   "pretraining a base, there is none; 0: off).",
+                                              min=0, max=0.99)] = 0.2,
+    late_gan_weight: Annotated[float, typer.Option(help="PatchGAN weight in the late phase (0: none).", min=0)] = 0.0,
     lr_dropout: Annotated[float, typer.Option(help="Share of weight updates dropped at random each step.",
                                               min=0, max=0.99)] = 0.0,
     lr_decay: Annotated[float, typer.Option(help="Share of the run, at its end, over which the learning rate falls "

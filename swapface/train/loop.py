@@ -99,8 +99,11 @@ class TrainOptions:
     priority_weight: float = PRIORITY_WEIGHT  # loss weight of the eyes and mouth against 1 for the rest of the face
     expression_weight: float = 0.0  # swaps' expression vs their source's, by a landmark regressor trained alongside
     cycle_weight: float = 0.0  # A->B->A should give A back (L1 on the face)
-    late_phase: float = 0.0  # share of the run, at its end, without random warp and with the PatchGAN
-    late_gan_weight: float = 0.1  # PatchGAN weight during the late phase
+    late_phase: float = 0.2  # share of the run, at its end, without random warp (DeepFaceLab's schedule): the
+    #                          decoders stop guessing the warp they must undo, and place each feature where the
+    #                          source has it. Needs a known length (steps or time_limit); off without one and when
+    #                          pretraining a base (so a base keeps training the same way when continued)
+    late_gan_weight: float = 0.0  # PatchGAN weight during the late phase (0: none)
     lr_dropout: float = 0.0  # share of the weights' updates dropped at random each step (DeepFaceLab's lr_dropout)
     lr_decay: float = 0.0  # share of the run, at its end, over which the learning rate falls to zero (a cosine), so
     #                        the weights settle where full-size steps would keep them jittering around the optimum
@@ -153,9 +156,8 @@ def _check_options(options: TrainOptions) -> None:
         raise SwapfaceError("late phase and lr dropout are shares: give them in [0, 1)")
     if not 0 <= options.lr_decay <= 1:
         raise SwapfaceError("lr decay is a share of the run: give it in [0, 1]")
-    for name in ("late_phase", "lr_decay"):
-        if getattr(options, name) and options.steps is None and options.time_limit is None:
-            raise SwapfaceError(f"--{name.replace('_', '-')} is a share of the run: give --steps or --time-limit too")
+    if options.lr_decay and options.steps is None and options.time_limit is None:
+        raise SwapfaceError("--lr-decay is a share of the run: give --steps or --time-limit too")
     if min(options.expression_weight, options.cycle_weight, options.late_gan_weight, options.swap_gan_weight,
            options.code_gan_weight) < 0:
         raise SwapfaceError("loss weights must not be negative")
@@ -206,8 +208,12 @@ class Trainer:
                  dist: distributed.Distributed, message: Callable[[str], None]) -> None:
         self.faceset_paths = (Path(faceset_a), Path(faceset_b))
         self.pretraining = self.faceset_paths[0].resolve() == self.faceset_paths[1].resolve()
-        if self.pretraining:  # both sides hold the same faces: the code discriminator has nothing to tell apart
-            options = dataclasses.replace(options, code_gan_weight=0.0)
+        if self.pretraining:  # both sides hold the same faces: the code discriminator has nothing to tell apart,
+            # and a base that is continued later keeps its random warp (each pair ends in its own late phase)
+            options = dataclasses.replace(options, code_gan_weight=0.0, late_phase=0.0)
+        self.late_phase_unplaced = bool(options.late_phase) and options.steps is None and options.time_limit is None
+        if self.late_phase_unplaced:
+            options = dataclasses.replace(options, late_phase=0.0)
         self.options, self.dist, self.model_dir = options, dist, Path(model_dir)
         self.message = message if dist.is_main else (lambda _text: None)
         device = self.device = dist.device
@@ -263,7 +269,8 @@ class Trainer:
         fused = device.type == "cuda"  # one kernel for all parameters instead of several per tensor
         self.optimizer = torch.optim.AdamW(trainable, lr=options.lr, betas=(0.9, 0.99), weight_decay=0.0, fused=fused)
         self.discriminator = self.disc_optimizer = None
-        if options.gan_weight > 0 or options.late_phase > 0 or options.swap_gan_weight > 0:
+        if options.gan_weight > 0 or (options.late_phase > 0 and options.late_gan_weight > 0) or \
+                options.swap_gan_weight > 0:
             self.discriminator = PatchDiscriminator(heads=2 if options.swap_gan_weight > 0 else 1).to(device)
             self.disc_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=options.lr,
                                                     betas=(0.5, 0.99), weight_decay=0.0, fused=fused)
@@ -515,6 +522,9 @@ class Trainer:
         if self.pretraining:
             self.message("one faceset for both sides: pretraining a base model (both decoders learn every face); "
                          "start pairs from it with --init-from")
+        if self.late_phase_unplaced:
+            self.message("no --steps or --time-limit: the run has no end to place the late phase at, so it keeps its "
+                         "random warp throughout (resume with --steps to end without it)")
         if o.swap_gan_weight > 0 and o.init_from is None and self.step == 0:
             self.message("warning: --swap-gan-weight from scratch shapes the decoders before they can draw a face "
                          "(on a GPU run it broke the swaps: docs/benchmarks.md); start from a base with --init-from")
