@@ -670,7 +670,7 @@ class Trainer:
         except (ValueError, KeyError, RuntimeError) as exc:
             detail = " ".join(line.strip() for line in str(exc).strip().splitlines()[:2])  # torch's run on and on
             raise InputError(path, f"cannot resume with these options ({detail}); use the --freeze, "
-                                   "--gan-weight, --late-phase, --swap-gan-weight and --expression-weight of the "
+                                   "--gan-weight, --late-gan-weight, --swap-gan-weight and --expression-weight of the "
                                    "original run") from None
         self.step, self.lr_scale = int(state["step"]), float(state["lr_scale"])
         self._apply_lr()
