@@ -138,8 +138,12 @@ def test_output_codecs_keep_10bit_422(tmp_path: Path, codec: str, suffix: str, e
 
 def test_8bit_input_stays_8bit_in_hevc(tmp_path: Path) -> None:
     src = write_pattern_clip(tmp_path / "in.mp4", "libx264", "yuv420p", frames=2)
-    _copy(src, tmp_path / "out.mkv", "hevc")
-    assert _stream_facts(tmp_path / "out.mkv")["pix_fmt"] == "yuv420p"
+    # a clip shorter than libx265's B-frame delay gets uninitialised decode times from it, now and then
+    # (a quarter of tries in one process): written again and again, every try must mux
+    for attempt in range(24):
+        _copy(src, tmp_path / f"out{attempt}.mkv", "hevc")
+        facts = _stream_facts(tmp_path / f"out{attempt}.mkv")
+        assert (facts["pix_fmt"], len(facts["times"])) == ("yuv420p", 2)
 
 
 def test_rotated_phone_clip_comes_out_upright(tmp_path: Path) -> None:

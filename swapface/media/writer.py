@@ -186,6 +186,7 @@ class VideoWriter:
         self._first_seconds = 0.0  # input time of the first written frame
         self._origin = 0.0  # input time that becomes 0 in the output
         self._last_pts: int | None = None
+        self._last_dts: int | None = None
         self.choice: EncoderChoice | None = None  # set with the first frame: what was written
         self._time_base = source.time_base or Fraction(1, 90000)
         self._encode_base = self._time_base  # 1/fps for codecs that only know constant frame rates
@@ -275,7 +276,7 @@ class VideoWriter:
         with keep_scheduling() if self.frames_written == 0 else contextlib.nullcontext():
             packets = self._video.encode(video_frame)
         for packet in packets:
-            self._container.mux(packet)
+            self._mux_video(packet)
         self.frames_written += 1
         self._mux_audio_until(float(pts_in * self._time_base) + AUDIO_LEAD_SECONDS)
 
@@ -315,8 +316,23 @@ class VideoWriter:
         if self._video is None or self._container is None:
             raise SwapfaceError(f"{self.path}: no frames to write")
         for packet in self._video.encode():
-            self._container.mux(packet)
+            self._mux_video(packet)
         self._mux_audio_until(float("inf"))
+
+    def _mux_video(self, packet: av.Packet) -> None:
+        """Mux an encoded packet, mending a decode timestamp the muxer would refuse.
+
+        libx265 derives its first decode timestamps from a frame its B-frame delay has not seen when a
+        clip is shorter than that delay (a 2-frame cut), and then hands out uninitialised values; a
+        decode time after the packet's own presentation, or not after the last one, is moved one tick
+        after the last (never past the presentation time a valid stream gives it room for).
+        """
+        assert self._container is not None
+        dts, pts = packet.dts, packet.pts
+        if pts is not None and (dts is None or dts > pts or (self._last_dts is not None and dts <= self._last_dts)):
+            packet.dts = min(pts, self._last_dts + 1) if self._last_dts is not None else pts
+        self._last_dts = packet.dts
+        self._container.mux(packet)
 
 
 def open_writer(path: str | Path, kind: str, source: MediaInfo, settings: VideoSettings = VideoSettings(),
