@@ -56,6 +56,7 @@ from swapface.model import PRESETS, preset
 from swapface.modeldir import load_model, read_config_json
 from swapface.swap.color import COLOR_MODES, transfer_color
 from swapface.train import distributed
+from swapface.train.augment import AugmentOptions
 from swapface.train.loop import FREEZABLE, Trainer, TrainOptions, train
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
@@ -255,6 +256,7 @@ def main() -> None:
     parser.add_argument("--dense-dims", type=int, help="override the preset's: a global bottleneck beside the latent")
     for lever in LEVERS:
         parser.add_argument("--" + lever.replace("_", "-"), type=float, help="TrainOptions." + lever)
+    parser.add_argument("--warp", type=float, help="AugmentOptions.warp: the random warp's amplitude (grid units)")
     parser.add_argument("--batch-size", type=int, default=64, help="faces per identity per step")
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget, wall clock")
@@ -305,6 +307,8 @@ def main() -> None:
                            compile=args.compile, save_every=2000, preview_every=2000, snapshot_every=0,
                            log_every=50, init_from=args.init_from, freeze=tuple(args.freeze or ()),
                            **{k: getattr(args, k) for k in LEVERS if getattr(args, k) is not None})
+    if args.warp is not None:
+        options = dataclasses.replace(options, augment=AugmentOptions(warp=args.warp))
     train_sets = {identity: pair[0] for identity, pair in facesets.items()}
     held = {identity: pair[1] for identity, pair in facesets.items()}
     references = {}
