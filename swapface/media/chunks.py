@@ -105,7 +105,7 @@ class PieceJoiner(VideoWriter):
                 packet.dts += offset
                 packet.stream = self._video
                 self._mux_audio_until(seconds + AUDIO_LEAD_SECONDS)
-                self._container.mux(packet)
+                self._mux_video(packet)
                 frames += 1
         self.frames_written += frames
         return frames
