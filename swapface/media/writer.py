@@ -324,8 +324,8 @@ class VideoWriter:
 
         libx265 derives its first decode timestamps from a frame its B-frame delay has not seen when a
         clip is shorter than that delay (a 2-frame cut), and then hands out uninitialised values; a
-        decode time after the packet's own presentation, or not after the last one, is moved one tick
-        after the last (never past the presentation time a valid stream gives it room for).
+        decode time after the packet's own presentation, or not after the last one, is moved to one
+        tick after the last, or to the presentation time where that comes first.
         """
         assert self._container is not None
         dts, pts = packet.dts, packet.pts
