@@ -63,7 +63,7 @@ def train_command(
     late_phase: Annotated[float, typer.Option(help="Share of the run, at its end, trained without random warp "
                                                    "(placed by --steps or --time-limit; without either, and when "
                                                    "pretraining a base, there is none; 0: off).",
-                                              min=0, max=0.99)] = 0.2,
+                                              min=0, max=0.99)] = 0.4,
     late_gan_weight: Annotated[float, typer.Option(help="PatchGAN weight in the late phase (0: none).", min=0)] = 0.0,
     lr_dropout: Annotated[float, typer.Option(help="Share of weight updates dropped at random each step.",
                                               min=0, max=0.99)] = 0.0,

@@ -99,7 +99,7 @@ class TrainOptions:
     priority_weight: float = PRIORITY_WEIGHT  # loss weight of the eyes and mouth against 1 for the rest of the face
     expression_weight: float = 0.0  # swaps' expression vs their source's, by a landmark regressor trained alongside
     cycle_weight: float = 0.0  # A->B->A should give A back (L1 on the face)
-    late_phase: float = 0.2  # share of the run, at its end, without random warp (DeepFaceLab's schedule): the
+    late_phase: float = 0.4  # share of the run, at its end, without random warp (DeepFaceLab's schedule): the
     #                          decoders stop guessing the warp they must undo, and place each feature where the
     #                          source has it. Needs a known length (steps or time_limit); off without one and when
     #                          pretraining a base (so a base keeps training the same way when continued)
