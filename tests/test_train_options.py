@@ -1,5 +1,6 @@
-"""Training options on real facesets: --init-from with --freeze encoder or --anchor-weight, pretraining a base
-model, the PatchGAN in bf16 (and its resume), the swap GAN, the code GAN, the published weight average."""
+"""Training options: `swapface train` with no options trains the library's defaults; on real facesets:
+--init-from with --freeze encoder or --anchor-weight, pretraining a base model, the PatchGAN in bf16 (and its
+resume), the swap GAN, the code GAN, the published weight average."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ import json
 import pytest
 import torch
 from safetensors.torch import load_file
+from typer.testing import CliRunner
 
+from swapface.cli import train as train_cli
+from swapface.cli.main import app
 from swapface.errors import SwapfaceError
 from swapface.model import SwapAutoencoder
 from swapface.model.discriminator import PatchDiscriminator
 from swapface.modeldir import load_model
 from swapface.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, unflatten
 from swapface.train.data import load_faces
-from swapface.train.loop import METRICS_FILE, TrainOptions, train
+from swapface.train.loop import METRICS_FILE, TrainOptions, TrainResult, train
 
 
 def _options(**changes) -> TrainOptions:
@@ -192,3 +196,22 @@ def test_code_gan_leaves_codes_that_do_not_tell_whose_face_and_resumes_exactly(f
     said: list[str] = []  # a run from before the code GAN was a default resumes with a new discriminator
     assert train(faceset_a, faceset_b, plain, _options(steps=22, code_gan_weight=0.1), message=said.append).step == 22
     assert any("no code discriminator" in line for line in said)
+
+
+def test_train_command_without_options_trains_the_library_defaults(tmp_path, monkeypatch) -> None:
+    """A default changed in TrainOptions must reach users of the CLI too (they once drifted apart)."""
+    seen: list[TrainOptions] = []
+
+    def record(_a, _b, _model_dir, options: TrainOptions, **_kwargs) -> TrainResult:
+        seen.append(options)
+        return TrainResult(1, False, {}, None, True)
+
+    monkeypatch.setattr(train_cli, "train", record)
+    facesets = [str(tmp_path / "a"), str(tmp_path / "b")]  # not read: train itself is replaced
+    result = CliRunner().invoke(app, ["train", *facesets, "--model", str(tmp_path / "m")])
+    assert result.exit_code == 0, result.output
+    assert seen == [TrainOptions()]
+    result = CliRunner().invoke(app, ["train", *facesets, "--model", str(tmp_path / "m"),
+                                      "--late-phase", "0.1", "--time-limit", "2", "--freeze", "encoder"])
+    assert result.exit_code == 0, result.output
+    assert seen[1] == TrainOptions(late_phase=0.1, time_limit=120.0, freeze=("encoder",))
