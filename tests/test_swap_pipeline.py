@@ -14,8 +14,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from swapface.cli import swap as swap_cli
 from swapface.cli.main import app
-from swapface.errors import InputError
+from swapface.errors import InputError, SwapfaceError
 from swapface.faces import AlignSpec, alignment_matrix, make_backend, transform_points
 from swapface.faces.masks import hull_mask
 from swapface.faceset import Faceset
@@ -370,3 +371,17 @@ def test_temporal_smoothing_keeps_the_swapped_face_as_steady_as_the_source(tmp_p
         ratio[smooth] = change([f.image for f in open_media(tmp_path / "steady.mp4")]) / change(source)
     assert ratio[1.0] < 0.85 * ratio[0.0], ratio
     assert ratio[1.0] < 1.3, ratio
+
+
+def test_cli_without_options_swaps_with_the_library_defaults(tmp_path: Path, clip: Path, monkeypatch) -> None:
+    """A default changed in SwapOptions must reach users of the CLI too; only the device is the CLI's own."""
+    seen: list[SwapOptions] = []
+
+    def record(_input, _model, _output, options: SwapOptions, **_kwargs):
+        seen.append(options)
+        raise SwapfaceError("recorded")
+
+    monkeypatch.setattr(swap_cli, "swap_media", record)
+    result = CliRunner().invoke(app, ["swap", str(clip), "-m", str(tmp_path), "-o", str(tmp_path / "out.mp4")])
+    assert result.exit_code == 1 and "recorded" in result.output
+    assert seen == [replace(SwapOptions(), device="auto")]

@@ -23,6 +23,8 @@ from swapface.swap.color import COLOR_MODES
 from swapface.swap.masks import MASK_MODES
 from swapface.swap.pipeline import SwapOptions, SwapStats, swap_media
 
+# Every option's default is the library's (one source); --device alone differs: the CLI picks CUDA itself.
+DEFAULTS = SwapOptions()
 STAGES = ("decode", "detect ahead", "track", "identify", "align", "crop", "model", "blend", "encode")
 
 
@@ -43,38 +45,41 @@ def swap_command(
                                "extension: one PNG per frame, or the input sequence's files under their own "
                                "names). Written under a temporary name, renamed when done.")],
     direction: Annotated[str, typer.Option(
-        help="a2b: the input shows identity A, render it as B; b2a: the other way.")] = "a2b",
+        help="a2b: the input shows identity A, render it as B; b2a: the other way.")] = DEFAULTS.direction,
     reference: Annotated[Path | None, typer.Option(
         help="Swap only this person (an image of them, a folder of images, or a faceset); others stay.")] = None,
     max_distance: Annotated[float, typer.Option(
-        help="Largest identity distance to --reference that still counts as the same person.")] = 0.6,
+        help="Largest identity distance to --reference that still counts as the same person.")] = DEFAULTS.max_distance,
     color: Annotated[str, typer.Option(
-        help=f"Colour transfer inside the mask: {', '.join(COLOR_MODES)} (Reinhard in LAB).")] = "reinhard",
+        help=f"Colour transfer inside the mask: {', '.join(COLOR_MODES)} (Reinhard in LAB).")] = DEFAULTS.color,
     mask: Annotated[str, typer.Option(
         help="Blend mask: learned (the model's), hull (from landmarks), both (their minimum), occlusion (visible "
              "face: leaves hands and objects in front of the face alone), learned+occlusion, hull+occlusion or all "
-             "(the three).")] = "all",
+             "(the three).")] = DEFAULTS.mask,
     erode: Annotated[float, typer.Option(
         help="Shrink the mask by this many pixels of a face 256 px across (scales with the face; "
-             "negative grows it).")] = 4.0,
+             "negative grows it).")] = DEFAULTS.erode,
     blur: Annotated[float, typer.Option(
-        help="Feather the mask edge over this many pixels of a face 256 px across.", min=0)] = 12.0,
+        help="Feather the mask edge over this many pixels of a face 256 px across.", min=0)] = DEFAULTS.blur,
     blend: Annotated[str, typer.Option(
-        help=f"Blending: {', '.join(BLEND_MODES)} (multi-band pyramid; gradient-domain; alpha).")] = "laplacian",
+        help=f"Blending: {', '.join(BLEND_MODES)} (multi-band pyramid; gradient-domain; alpha).")] = (
+        DEFAULTS.blend),
     sharpen: Annotated[float, typer.Option(
         help="Unsharp mask on the generated face before pasting (0 off; 0.5-1 brings a soft model's face "
-             "closer to the footage's crispness).", min=0)] = 0.0,
+             "closer to the footage's crispness).", min=0)] = DEFAULTS.sharpen,
     smooth: Annotated[float, typer.Option(
         help="Temporal smoothing of landmarks (One-Euro filter): 0 off, 1 default, higher steadier.",
-        min=0)] = 1.0,
+        min=0)] = DEFAULTS.smooth,
     crf: Annotated[int, typer.Option(help="Video quality (lower is better; 18 is visually lossless for H.264).",
-                                     min=0, max=63)] = 18,
+                                     min=0, max=63)] = DEFAULTS.video.crf,
     codec: Annotated[str, typer.Option(
         help=f"Video codec, one of {', '.join(CODEC_CHOICES)}: auto (VP9 for .webm, else H.264), same (like the "
              "input, where an encoder exists); "
              + "; ".join(f"{name}: {codec.summary}" for name, codec in CODECS.items())
-             + ". Bit depth, chroma and alpha are kept where the codec allows; or an FFmpeg encoder name.")] = "auto",
-    preset: Annotated[str, typer.Option(help="x264/x265 speed preset (ultrafast ... veryslow).")] = "veryfast",
+             + ". Bit depth, chroma and alpha are kept where the codec allows; or an FFmpeg encoder name.")] = (
+        DEFAULTS.video.codec),
+    preset: Annotated[str, typer.Option(help="x264/x265 speed preset (ultrafast ... veryslow).")] = (
+        DEFAULTS.video.preset),
     colorspace: Annotated[str | None, typer.Option(
         help="OCIO colour space of an image sequence's pixels (e.g. ACEScg, ACEScct, 'Linear Rec.709 (sRGB)'); "
              "default: what the file says, else scene-linear for EXR/float files and display RGB for integer "
@@ -82,7 +87,7 @@ def swap_command(
              "written back in the input's space.")] = None,
     start: Annotated[float, typer.Option(
         help="Start of the time range, in seconds. Only the range is written: the output is a clip that "
-             "starts at 0 (audio cut to match).", min=0)] = 0.0,
+             "starts at 0 (audio cut to match).", min=0)] = DEFAULTS.start,
     end: Annotated[float | None, typer.Option(help="End of the time range in seconds (default: the end).")] = None,
     patches: Annotated[Path | None, typer.Option(
         help="Also export, per face and frame, the generated face, its mask and the crop matrix into this "
@@ -94,15 +99,15 @@ def swap_command(
                            "the frame's short side, at least 80). Smaller is slower.", min=8)] = None,
     detect_every: Annotated[int, typer.Option(
         help="Full-frame detection every Nth frame; faces are tracked in between (new faces appear within "
-             "N frames).", min=1)] = 5,
+             "N frames).", min=1)] = DEFAULTS.detect_every,
     detect_workers: Annotated[int | None, typer.Option(
         help="Threads detecting those frames ahead of the tracker (default: cores - 1, up to 4; 0: in the "
              "tracker).", min=0)] = None,
-    batch_size: Annotated[int, typer.Option(help="Faces per model call.", min=1)] = 8,
+    batch_size: Annotated[int, typer.Option(help="Faces per model call.", min=1)] = DEFAULTS.batch_size,
     device: Annotated[str, typer.Option(help="Torch device for the model: auto (cuda if present), cpu, cuda, "
                                              "cuda:1 ...")] = "auto",
     precision: Annotated[str, typer.Option(
-        help="auto (bf16 on GPUs and CPUs that have it), bf16 or fp32.")] = "auto",
+        help="auto (bf16 on GPUs and CPUs that have it), bf16 or fp32.")] = DEFAULTS.precision,
     workers: Annotated[int, typer.Option(
         help="Swap the video in this many pieces at once, in local worker processes (cut at keyframes, "
              "joined without re-encoding).", min=1)] = 1,
@@ -113,7 +118,7 @@ def swap_command(
         "--resume", help="With --workers/--ray: keep the pieces an interrupted run finished.")] = False,
     allow_no_faces: Annotated[bool, typer.Option(
         "--allow-no-faces", help="Write the output even when no face was swapped (by default that is an "
-                                 "error and nothing is written).")] = False,
+                                 "error and nothing is written).")] = DEFAULTS.allow_no_faces,
     sign_cert: Annotated[Path | None, typer.Option(
         help="PEM certificate chain (signer first) to sign the output's Content Credentials with "
              "(default: $SWAPFACE_SIGN_CERT, else a local identity made on first use in your config folder, "
