@@ -14,7 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import skimage.data
+from typer.testing import CliRunner
 
+from swapface.cli import extract as extract_cli
+from swapface.cli.main import app
+from swapface.errors import SwapfaceError
 from swapface.faces import AlignSpec
 from swapface.faces.align import eye_centres
 from swapface.faceset import DB_NAME, Faceset
@@ -245,3 +249,17 @@ def test_same_file_name_in_two_folders_gives_two_faces(tmp_path):
         names = [r.filename for r in faceset.records()]
     assert stats.faces_kept == 2 and len(set(names)) == 2
     assert all(name.startswith("portrait") for name in names)
+
+
+def test_cli_without_options_extracts_with_the_library_defaults(tmp_path, monkeypatch) -> None:
+    """A default changed in ExtractOptions must reach users of the CLI too; only --workers is the CLI's own."""
+    seen: list[ExtractOptions] = []
+
+    def record(_inputs, _output, options: ExtractOptions, **_kwargs):
+        seen.append(options)
+        raise SwapfaceError("recorded")
+
+    monkeypatch.setattr(extract_cli, "extract", record)
+    result = CliRunner().invoke(app, ["extract", str(VIDEOS / "lp_d3.mp4"), "-o", str(tmp_path / "faces")])
+    assert result.exit_code == 1 and "recorded" in result.output
+    assert seen == [ExtractOptions(workers=os.cpu_count() or 1)]

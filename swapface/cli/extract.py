@@ -12,25 +12,29 @@ from rich.table import Table
 
 from swapface.cli.common import console, user_errors
 from swapface.cli.face_options import BackendOption, DetectorOption, checked
-from swapface.faces import DEFAULT_BACKEND, AlignSpec
+from swapface.faces import AlignSpec
 from swapface.faces.align import COVERAGES
 from swapface.faceset.extract import ExtractOptions, ExtractStats, extract, reference_embedding
 from swapface.media.sequences import colour_summary
+
+# Every option's default is the library's (one source); --workers alone differs: the CLI uses every core.
+DEFAULTS = ExtractOptions()
 
 
 def extract_command(
     inputs: Annotated[list[Path], typer.Argument(
         help="Videos, images, folders of images, or image sequences (plate.%04d.exr, plate.####.dpx).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Faceset folder to create or resume.")],
-    size: Annotated[int, typer.Option(help="Side of the aligned face crops in pixels (64-1024).")] = 256,
+    size: Annotated[int, typer.Option(help="Side of the aligned face crops in pixels (64-1024).")] = DEFAULTS.spec.size,
     coverage: Annotated[str, typer.Option(
         help=f"How much of the head a crop shows: {', '.join(COVERAGES)} (tight face, whole face "
-             "with forehead, whole head).")] = "whole",
-    every: Annotated[int, typer.Option(help="Analyse every Nth frame.", min=1)] = 1,
+             "with forehead, whole head).")] = DEFAULTS.spec.coverage,
+    every: Annotated[int, typer.Option(help="Analyse every Nth frame.", min=1)] = DEFAULTS.every,
     min_face: Annotated[int, typer.Option(
         "--min-face", help="Smallest face to keep, in pixels; smaller values also make the detector "
-                           "look harder (and slower) for small faces.", min=8)] = 80,
-    backend: BackendOption = DEFAULT_BACKEND,
+                           "look harder (and slower) for small faces.", min=8)] = (
+        DEFAULTS.min_face),
+    backend: BackendOption = DEFAULTS.backend,
     detector: DetectorOption = None,
     min_score: Annotated[float | None, typer.Option(
         help="Smallest detector confidence to accept (lower finds harder faces and more false ones; default: "
@@ -38,11 +42,13 @@ def extract_command(
     reference: Annotated[Path | None, typer.Option(
         help="Keep only this person: an image of them, a folder of images, or a faceset.")] = None,
     max_distance: Annotated[float, typer.Option(
-        help="Largest identity distance to the reference that still counts as the same person.")] = 0.6,
+        help="Largest identity distance to the reference that still counts as the same person.")] = (
+        DEFAULTS.max_distance),
     min_sharpness: Annotated[float, typer.Option(
-        help="Drop faces whose sharpness (Laplacian variance at 128 px) is lower.")] = 0.0,
+        help="Drop faces whose sharpness (Laplacian variance at 128 px) is lower.")] = DEFAULTS.min_sharpness,
     dedupe: Annotated[bool, typer.Option(
-        "--dedupe/--no-dedupe", help="Drop faces that barely changed since the previous kept frame.")] = False,
+        "--dedupe/--no-dedupe", help="Drop faces that barely changed since the previous kept frame.")] = (
+        DEFAULTS.dedupe),
     workers: Annotated[int, typer.Option(help="Analysis processes (default: one per CPU core).",
                                          min=1)] = os.cpu_count() or 1,
     max_frames: Annotated[int | None, typer.Option(help="Read at most this many frames of each input.",
