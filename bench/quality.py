@@ -56,7 +56,6 @@ from swapface.model import PRESETS, preset
 from swapface.modeldir import load_model, read_config_json
 from swapface.swap.color import COLOR_MODES, transfer_color
 from swapface.train import distributed
-from swapface.train.augment import AugmentOptions
 from swapface.train.loop import FREEZABLE, Trainer, TrainOptions, train
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
@@ -308,7 +307,7 @@ def main() -> None:
                            log_every=50, init_from=args.init_from, freeze=tuple(args.freeze or ()),
                            **{k: getattr(args, k) for k in LEVERS if getattr(args, k) is not None})
     if args.warp is not None:
-        options = dataclasses.replace(options, augment=AugmentOptions(warp=args.warp))
+        options = dataclasses.replace(options, augment=dataclasses.replace(options.augment, warp=args.warp))
     train_sets = {identity: pair[0] for identity, pair in facesets.items()}
     held = {identity: pair[1] for identity, pair in facesets.items()}
     references = {}
