@@ -13,6 +13,7 @@ against the source face, reconstruction PSNR), next to the classic method's numb
     python bench/quality.py ... --clips lp_d6.mp4 lp_d10.mp4 --work ../quality-other   # another pair
     python bench/quality.py ... --score-only --outputs-to OUT   # save a trained model's held-out outputs
     python bench/quality.py ... --score-outputs OUT --color reinhard  # score them, swaps recoloured first
+    python bench/quality.py ... --score-outputs OUT --sharpen 1  # the swaps unsharp-masked first (swap --sharpen)
 
 Extraction and the train/held-out split are cached in --work (default: a folder next to this repo),
 so a rerun only trains and scores; --fresh starts the model over.
@@ -47,14 +48,17 @@ from swapface.eval.heldout import (
     run_model,
     score_direction,
     score_model,
+    scoring_backend,
 )
 from swapface.eval.metrics import psnr, sharpness_ratio
-from swapface.faces import AlignSpec, make_backend
+from swapface.faces import AlignSpec
 from swapface.faces.masks import hull_mask
 from swapface.faceset.store import Faceset
 from swapface.model import PRESETS, preset
 from swapface.modeldir import load_model, read_config_json
 from swapface.swap.color import COLOR_MODES, transfer_color
+from swapface.swap.masks import crop_pixels
+from swapface.swap.sharpen import SHARPEN_RADIUS, sharpen
 from swapface.train import distributed
 from swapface.train.loop import FREEZABLE, Trainer, TrainOptions, train
 
@@ -173,13 +177,19 @@ def score_outputs(held: dict[str, Path], args: argparse.Namespace,
     args.minutes, args.batch_size, args.resolution = meta["minutes"], meta["batch_size"], meta["resolution"]
     args.device = meta.get("device", "another machine")
     faces = {k: held_out_faces(p, k, meta["resolution"], meta["coverage"], meta["max_faces"]) for k, p in held.items()}
-    backend = make_backend("dlib")
+    backend = scoring_backend()
     saved = {(source, to): args.score_outputs / f"{source}2{to}.npz" for source in faces for to in faces}
     missing = [path.name for path in saved.values() if not path.is_file()]
     if missing:  # a transfer that lost a file still scores the directions that came back
         print(f"{args.score_outputs}: no {', '.join(missing)}; scoring the other directions")
     outputs = {pair: np.load(path)["outputs"] for pair, path in saved.items() if path.is_file()}
-    if args.color != "none":  # the swaps as `swapface swap --color` recolours them; reconstructions stay as made
+    # The swaps as `swapface swap --sharpen --color` treat them (sharpened, then recoloured); reconstructions stay
+    # as made.
+    if args.sharpen:
+        sigma = crop_pixels(SHARPEN_RADIUS, meta["resolution"])
+        outputs = {(source, to): out if source == to else np.stack([sharpen(face, args.sharpen, sigma) for face in out])
+                   for (source, to), out in outputs.items()}
+    if args.color != "none":
         outputs = {(source, to): out if source == to else recolour(out, faces[source], args.color)
                    for (source, to), out in outputs.items()}
     if args.preview:
@@ -237,7 +247,7 @@ def blurred_run(train_sets: dict[str, Path], held: dict[str, Path], args: argpar
     model's numbers: a model's gap to it is the model's own error, not the blur's or the landmark fit's."""
     config = preset(args.preset, args.resolution)
     faces = {k: held_out_faces(p, k, config.resolution, config.coverage, args.max_faces) for k, p in held.items()}
-    backend = make_backend("dlib")
+    backend = scoring_backend()
     return 0, [score_direction(None, f, k, references, backend, real_faces=f,
                                outputs=np.stack([cv2.GaussianBlur(c, (0, 0), args.blur) for c in f.crops]))
                for k, f in faces.items()]
@@ -277,6 +287,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     parser.add_argument("--color", choices=COLOR_MODES, default="none", help="with --score-outputs: recolour the "
                         "swaps first, as `swapface swap --color` does (default: the model's own colours)")
+    parser.add_argument("--sharpen", type=float, default=0.0, help="with --score-outputs: unsharp-mask the swaps "
+                        "first (before --color), as `swapface swap --sharpen` does (default 0: as the model drew them)")
     parser.add_argument("--preview", type=Path, help="with --score-outputs: also write a grid of held-out sources "
                                                      "and outputs to this PNG, to look at")
     parser.add_argument("--model", choices=["swapface", "classic", "blurred"], default="swapface")

@@ -34,7 +34,7 @@ from swapface.eval.metrics import (
     ssim,
     summarise,
 )
-from swapface.faces import FaceBackend, make_backend
+from swapface.faces import DEFAULT_BACKEND, FaceBackend, make_backend
 from swapface.faces.masks import hull_mask
 from swapface.faceset.store import Faceset
 
@@ -168,6 +168,13 @@ def run_model(model, crops: np.ndarray, to: str, batch_size: int, device: str, a
     return np.concatenate(outputs)
 
 
+def scoring_backend() -> FaceBackend:
+    """The face backend every held-out score fits its landmarks with (and embeds with: dlib's ResNet in every
+    backend). One for all callers: the NME and expression numbers depend on whose landmark fit reads them, so
+    numbers from different backends do not compare."""
+    return make_backend(DEFAULT_BACKEND)
+
+
 def fit_in_crop(backend: FaceBackend, crop: np.ndarray, crop_landmarks: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Landmarks re-fitted on a crop (enlarged for dlib) in the box around `crop_landmarks` (where the face
@@ -251,7 +258,7 @@ def score_model(model, resolution: int, coverage: str, held_out: dict[str, Path]
                 batch_size: int = 16, device: str = "cpu", backend: FaceBackend | None = None,
                 references: dict[str, np.ndarray] | None = None) -> list[DirectionScores]:
     """held_out_scores for a model in hand: anything with `swap(x, to) -> (rgb, mask)` on `device`."""
-    backend = backend or make_backend()
+    backend = backend or scoring_backend()
     faces = {k: held_out_faces(p, k, resolution, coverage, max_faces) for k, p in held_out.items()}
     references = references or {k: f.mean_embedding for k, f in faces.items()}
     return [score_direction(model, identity_faces, to, references, backend, batch_size, device, faces.get(to))

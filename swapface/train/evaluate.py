@@ -8,8 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from swapface.eval.heldout import HeldOutFaces, headline, score_direction
-from swapface.faces import make_backend
+from swapface.eval.heldout import HeldOutFaces, headline, score_direction, scoring_backend
 from swapface.model import SwapAutoencoder
 from swapface.train.data import FaceTensors
 
@@ -30,7 +29,7 @@ class HeldOutEvaluator:
     def __init__(self, heldout_a: FaceTensors, heldout_b: FaceTensors, mean_a: np.ndarray, mean_b: np.ndarray) -> None:
         self.faces = {"a": _held_out("a", heldout_a, mean_a), "b": _held_out("b", heldout_b, mean_b)}
         self.references = {"a": mean_a, "b": mean_b}
-        self.backend = make_backend()  # for embed only (dlib's ResNet in every backend)
+        self.backend = scoring_backend()
 
     @torch.no_grad()
     def __call__(self, model: SwapAutoencoder, autocast: torch.autocast, device: torch.device) -> dict[str, float]:
