@@ -183,25 +183,21 @@ def score_outputs(held: dict[str, Path], args: argparse.Namespace,
     if missing:  # a transfer that lost a file still scores the directions that came back
         print(f"{args.score_outputs}: no {', '.join(missing)}; scoring the other directions")
     outputs = {pair: np.load(path)["outputs"] for pair, path in saved.items() if path.is_file()}
-    # The swaps as `swapface swap --sharpen --color` treat them (sharpened, then recoloured); reconstructions stay
-    # as made.
-    if args.sharpen:
-        sigma = crop_pixels(SHARPEN_RADIUS, meta["resolution"])
-        outputs = {(source, to): out if source == to else np.stack([sharpen(face, args.sharpen, sigma) for face in out])
-                   for (source, to), out in outputs.items()}
-    if args.color != "none":
-        outputs = {(source, to): out if source == to else recolour(out, faces[source], args.color)
-                   for (source, to), out in outputs.items()}
+    # Reconstructions stay as made; swaps are scored as `swapface swap` pastes them.
+    outputs = {(source, to): out if source == to else as_pasted(out, faces[source], args.sharpen, args.color)
+               for (source, to), out in outputs.items()}
     if args.preview:
         write_preview(args.preview, faces, outputs)
     return meta["steps"], [score_direction(None, faces[source], to, references, backend, real_faces=faces[to],
                                            outputs=out) for (source, to), out in outputs.items()]
 
 
-def recolour(outputs: np.ndarray, sources: HeldOutFaces, mode: str) -> np.ndarray:
-    """Each output recoloured toward its source crop inside the source's landmark hull (swap/color.py)."""
-    return np.stack([transfer_color(out, crop, hull_mask(points, out.shape[:2]), mode)
-                     for out, crop, points in zip(outputs, sources.crops, sources.crop_landmarks, strict=True)])
+def as_pasted(swaps: np.ndarray, sources: HeldOutFaces, amount: float, mode: str) -> np.ndarray:
+    """Each swap as `swapface swap --sharpen AMOUNT --color MODE` treats it before the paste: unsharp-masked, then
+    recoloured toward its source crop inside the source's landmark hull (swap/sharpen.py, swap/color.py)."""
+    sigma = crop_pixels(SHARPEN_RADIUS, swaps.shape[1])
+    return np.stack([transfer_color(sharpen(swap, amount, sigma), crop, hull_mask(points, swap.shape[:2]), mode)
+                     for swap, crop, points in zip(swaps, sources.crops, sources.crop_landmarks, strict=True)])
 
 
 def write_preview(path: Path, faces: dict[str, HeldOutFaces], outputs: dict[tuple[str, str], np.ndarray],
