@@ -30,7 +30,8 @@ from swapface.demo import bundled_model
 from swapface.media import open_media, probe
 from swapface.media.colour import config
 from swapface.media.writer import VideoSettings, open_writer, output_kind
-from swapface.swap.pipeline import SwapOptions, swap_media
+from swapface.swap.options import SwapOptions
+from swapface.swap.pipeline import swap_media
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 WIDTH, HEIGHT = 3840, 2160

@@ -24,7 +24,8 @@ from swapface.faces import make_backend
 from swapface.faces.masks import dense_face_mask
 from swapface.media import open_media
 from swapface.media.images import read_rgb, write_rgb
-from swapface.swap.pipeline import SwapOptions, swap_media
+from swapface.swap.options import SwapOptions
+from swapface.swap.pipeline import swap_media
 from swapface.train.occluders import microphone_over_mouth
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from swapface.errors import SwapfaceError
-from swapface.train.loop import TrainOptions, train
+from swapface.train.loop import train
+from swapface.train.options import TrainOptions
 
 
 def main() -> None:

@@ -60,7 +60,8 @@ from swapface.swap.color import COLOR_MODES, transfer_color
 from swapface.swap.masks import crop_pixels
 from swapface.swap.sharpen import SHARPEN_RADIUS, sharpen
 from swapface.train import distributed
-from swapface.train.loop import FREEZABLE, Trainer, TrainOptions, train
+from swapface.train.loop import FREEZABLE, Trainer, train
+from swapface.train.options import TrainOptions
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 CLIPS = {"a": "lp_d6.mp4", "b": "lp_d9.mp4"}

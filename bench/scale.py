@@ -23,7 +23,8 @@ from swapface.demo import bundled_model
 from swapface.media import open_media, probe
 from swapface.media.chunks import index_video, join_pieces
 from swapface.swap.chunked import WARMUP_SECONDS, swap_chunked
-from swapface.swap.pipeline import SwapOptions, SwapPipeline, swap_media
+from swapface.swap.options import SwapOptions
+from swapface.swap.pipeline import SwapPipeline, swap_media
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 FILM_FRAMES = 2 * 3600 * 24  # a 2-hour film at 24 fps

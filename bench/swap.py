@@ -27,7 +27,8 @@ import torch
 from swapface.media import open_media
 from swapface.model import SwapAutoencoder, preset
 from swapface.modeldir import save_model
-from swapface.swap.pipeline import SwapOptions, swap_media
+from swapface.swap.options import SwapOptions
+from swapface.swap.pipeline import swap_media
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 STAGES = ("decode", "detect ahead", "track", "align", "crop", "model", "blend", "encode")

@@ -26,7 +26,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from swapface.faces import AlignSpec
 from swapface.train import distributed
-from swapface.train.loop import Trainer, TrainOptions
+from swapface.train.loop import Trainer
+from swapface.train.options import TrainOptions
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 

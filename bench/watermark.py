@@ -33,7 +33,8 @@ from swapface.demo import bundled_model
 from swapface.media import open_media
 from swapface.provenance.verify import pool_watermark
 from swapface.provenance.watermark import DEFAULT_KEY, Z_THRESHOLD
-from swapface.swap.pipeline import SwapOptions, swap_media
+from swapface.swap.options import SwapOptions
+from swapface.swap.pipeline import swap_media
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CLIPS = ("lp_d3.mp4", "lp_d5.mp4", "lp_d8.mp4", "lp_d10.mp4", "lp_d19.mp4", "lp_s18.mp4", "vrt_1.mp4", "fom_10.mp4",

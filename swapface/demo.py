@@ -21,9 +21,10 @@ from swapface.eval.report import write_report
 from swapface.faces import AlignSpec
 from swapface.faceset.extract import ExtractOptions, extract
 from swapface.modeldir import load_model, read_config_json, save_model
-from swapface.swap.pipeline import SwapOptions, SwapStats, swap_media
-from swapface.train.augment import AugmentOptions
-from swapface.train.loop import TrainOptions, TrainResult, train
+from swapface.swap.options import SwapOptions
+from swapface.swap.pipeline import SwapStats, swap_media
+from swapface.train.loop import TrainResult, train
+from swapface.train.options import AugmentOptions, TrainOptions
 
 DEMO_MODEL = "demo_model"  # folder inside swapface/assets holding the bundled model (config + weights)
 FACE_SIZE = 128

@@ -22,7 +22,8 @@ from swapface.media import open_media
 from swapface.media.chunks import index_video
 from swapface.media.writer import VideoSettings, read_synthetic_tag
 from swapface.swap.chunked import pieces_folder, plan_pieces
-from swapface.swap.pipeline import SwapOptions, swap_media
+from swapface.swap.options import SwapOptions
+from swapface.swap.pipeline import swap_media
 
 from .conftest import VIDEOS
 from .ray_helpers import ray_cluster

@@ -17,7 +17,8 @@ _RANK_SCRIPT = """
 import os, sys
 import torch
 from safetensors.torch import save_file
-from swapface.train.loop import TrainOptions, train
+from swapface.train.loop import train
+from swapface.train.options import TrainOptions
 result = train(sys.argv[1], sys.argv[2], sys.argv[3], TrainOptions(preset="tiny", batch_size=4, steps=6,
                save_every=3, log_every=1, preview_every=1000, snapshot_every=0, device="cpu", gan_weight=0.1))
 state = {k: v.detach().contiguous() for k, v in result.model.state_dict().items()}
@@ -50,7 +51,7 @@ _LAUNCH_SCRIPT = """
 import sys
 from swapface.errors import SwapfaceError
 from swapface.train.local_ranks import train_on_devices
-from swapface.train.loop import TrainOptions
+from swapface.train.options import TrainOptions
 options = TrainOptions(preset="tiny", batch_size=4, steps=4, save_every=2, log_every=1, preview_every=1000,
                        snapshot_every=0)
 try:

@@ -21,7 +21,8 @@ from swapface.media import open_media, probe
 from swapface.media.colour import working_space
 from swapface.media.depth import to_rgb8
 from swapface.media.writer import open_writer, output_kind
-from swapface.swap.pipeline import SwapOptions, swap_media
+from swapface.swap.options import SwapOptions
+from swapface.swap.pipeline import swap_media
 
 from .conftest import VIDEOS
 from .video_helpers import pattern

@@ -22,7 +22,8 @@ from swapface.faces.occlusion import visible_face
 from swapface.media import open_media
 from swapface.media.images import read_rgb, write_rgb
 from swapface.swap.masks import MASK_MODES, face_mask
-from swapface.swap.pipeline import SwapOptions, swap_media
+from swapface.swap.options import SwapOptions
+from swapface.swap.pipeline import swap_media
 from swapface.train.occluders import HELD_OUT, TEXTURE_IMAGES, microphone_over_mouth
 from tests.conftest import VIDEOS
 

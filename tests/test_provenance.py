@@ -24,7 +24,8 @@ from swapface.media.writer import read_tags
 from swapface.provenance.credentials import COMPOSITE_SOURCE_TYPE, CREDENTIALS_TAG, local_identity
 from swapface.provenance.verify import verify_file
 from swapface.provenance.watermark import MARK_BACKEND, KeptPixels, WatermarkDetector, embed, false_positive_bound
-from swapface.swap.pipeline import SwapOptions, swap_media
+from swapface.swap.options import SwapOptions
+from swapface.swap.pipeline import swap_media
 
 from .conftest import STILLS, VIDEOS
 

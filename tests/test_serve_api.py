@@ -9,12 +9,16 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from swapface.jobs.options import SwapJobOptions
+from swapface.eval.evaluate import EvalOptions
+from swapface.faceset.extract import ExtractOptions
+from swapface.jobs import stages
+from swapface.jobs.options import KINDS
 from swapface.media.writer import read_synthetic_tag
 from swapface.model.config import PRESETS
 from swapface.serve.app import create_app
 from swapface.serve.config import ServeConfig
-from swapface.swap.pipeline import SwapOptions
+from swapface.swap.options import SwapOptions
+from swapface.train.options import TrainOptions
 from tests.conftest import VIDEOS
 from tests.serve_helpers import TOKEN, Server, submit, upload, wait_for
 
@@ -395,11 +399,15 @@ def test_a_project_token_reaches_its_project_only(client: TestClient) -> None:
     assert len(client.get("/api/files").json()) == 2  # the server's token still sees everything
 
 
-def test_swap_job_defaults_are_the_swap_commands_defaults():
-    """The job schema repeats SwapOptions' defaults (it must load without torch): a job left at its defaults
-    swaps as `swapface swap` does."""
-    job, command = SwapJobOptions(), SwapOptions()
-    shared = ("direction", "color", "mask", "erode", "blur", "blend", "sharpen", "smooth", "min_face",
-              "detect_every", "batch_size", "precision", "start", "end")
-    assert {n: getattr(job, n) for n in shared} == {n: getattr(command, n) for n in shared}
-    assert (job.codec, job.crf) == (command.video.codec, command.video.crf)
+def test_a_job_that_gives_no_options_runs_the_stages_defaults():
+    """A served job left at its defaults extracts, trains, swaps and evaluates as the library and the CLI do;
+    training differs only where a served job has its own reason (no snapshot folders, previews more often)."""
+    def job(kind: str, **options):
+        return KINDS[kind][1].model_validate(options)
+
+    assert stages.extract_options(job("extract"), workers=3) == ExtractOptions(workers=3)
+    assert stages.train_options(job("train", steps=10), "cpu", None) == TrainOptions(
+        steps=10, device="cpu", snapshot_every=0, preview_every=100)
+    assert stages.train_options(job("train", time_limit=2), "cpu", 120.0).time_limit == 120.0  # minutes -> s
+    assert stages.swap_options(job("swap"), "cpu", 0.0, None) == SwapOptions(device="cpu")
+    assert stages.eval_options(job("eval"), workers=3) == EvalOptions(workers=3)

@@ -9,7 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from swapface.demo import bundled_model
-from swapface.swap.pipeline import SwapOptions, swap_media
+from swapface.swap.options import SwapOptions
+from swapface.swap.pipeline import swap_media
 from tests.conftest import STILLS
 from tests.serve_helpers import TOKEN, Server
 from tests.test_serve_api import make_client

@@ -14,7 +14,7 @@ from swapface.media import open_media
 from swapface.swap.blend import BLEND_MODES, paste_face
 from swapface.swap.color import transfer_color
 from swapface.swap.masks import crop_pixels, face_mask
-from swapface.swap.pipeline import SwapOptions
+from swapface.swap.options import SwapOptions
 from swapface.swap.sharpen import SHARPEN_RADIUS, sharpen
 from swapface.swap.smoothing import OneEuroFilter, landmark_filter
 from swapface.swap.tracking import FaceTracker

@@ -24,7 +24,8 @@ from swapface.media import open_media, probe
 from swapface.media.writer import VideoWriter, read_synthetic_tag
 from swapface.model import SwapAutoencoder, preset
 from swapface.modeldir import save_model
-from swapface.swap.pipeline import SwapOptions, swap_media
+from swapface.swap.options import SwapOptions
+from swapface.swap.pipeline import swap_media
 
 from .conftest import STILLS, VIDEOS
 

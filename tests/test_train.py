@@ -23,7 +23,8 @@ from swapface.model import SwapAutoencoder, preset
 from swapface.modeldir import load_model, save_model
 from swapface.train import distributed, loop
 from swapface.train.checkpoint import CHECKPOINT_FILE, load_checkpoint
-from swapface.train.loop import METRICS_FILE, TrainOptions, train
+from swapface.train.loop import METRICS_FILE, train
+from swapface.train.options import TrainOptions
 
 PYTHON = sys.executable
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -168,7 +169,8 @@ def test_lr_decay_winds_the_learning_rate_down_along_a_cosine(faceset_a, faceset
 _KILL_DURING_SAVE = """
 import os, signal, sys
 import safetensors.torch
-from swapface.train.loop import TrainOptions, train
+from swapface.train.loop import train
+from swapface.train.options import TrainOptions
 real = safetensors.torch.save_file
 def dying_save(tensors, filename, metadata=None):
     real(tensors, filename, metadata=metadata)

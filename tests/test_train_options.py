@@ -19,7 +19,8 @@ from swapface.model.discriminator import PatchDiscriminator
 from swapface.modeldir import load_model
 from swapface.train.checkpoint import CHECKPOINT_FILE, load_checkpoint, unflatten
 from swapface.train.data import load_faces
-from swapface.train.loop import METRICS_FILE, TrainOptions, TrainResult, train
+from swapface.train.loop import METRICS_FILE, TrainResult, train
+from swapface.train.options import TrainOptions
 
 
 def _options(**changes) -> TrainOptions:

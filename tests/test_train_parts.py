@@ -10,10 +10,11 @@ from skimage import data
 from skimage.metrics import structural_similarity
 
 from swapface.errors import SwapfaceError
-from swapface.train.augment import YCBCR, AugmentOptions, augment, colour_moments, transfer_colours
+from swapface.train.augment import YCBCR, augment, colour_moments, transfer_colours
 from swapface.train.data import ShardSampler, load_faces, split_holdout
-from swapface.train.loop import TrainOptions, train
+from swapface.train.loop import train
 from swapface.train.losses import reconstruction_losses, ssim_map
+from swapface.train.options import AugmentOptions, TrainOptions
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:

@@ -21,7 +21,8 @@ from swapface.swap.blend import BLEND_MODES
 from swapface.swap.chunked import swap_chunked
 from swapface.swap.color import COLOR_MODES
 from swapface.swap.masks import MASK_MODES
-from swapface.swap.pipeline import SwapOptions, SwapStats, swap_media
+from swapface.swap.options import SwapOptions
+from swapface.swap.pipeline import SwapStats, swap_media
 
 # Every option's default is the library's (one source); --device alone differs: the CLI picks CUDA itself.
 DEFAULTS = SwapOptions()

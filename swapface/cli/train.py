@@ -11,7 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from swapface.cli.common import console, user_errors
 from swapface.model import PRESETS
 from swapface.train.loop import Progress as TrainProgress
-from swapface.train.loop import TrainOptions, train
+from swapface.train.loop import train
+from swapface.train.options import TrainOptions
 
 # Every option's default is the library's: one source, so the CLI trains what TrainOptions() trains.
 DEFAULTS = TrainOptions()

@@ -1,7 +1,9 @@
 """What a job request may say: one pydantic model per kind, mirroring the CLI's options.
 
-Choice lists come from the stage modules (one source of truth); unknown keys are refused, so a typo
-is a 422, not a silently ignored option. The device is the scheduler's choice, not the client's.
+Choice lists and defaults come from the stage modules (one source of truth: a job that gives no option runs
+what the CLI and the library run, but where a served job has its own reason, said at the field); unknown keys
+are refused, so a typo is a 422, not a silently ignored option. The device is the scheduler's choice, not the
+client's.
 """
 
 from __future__ import annotations
@@ -11,12 +13,18 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from swapface.eval.evaluate import EvalOptions
 from swapface.faces import DEFAULT_BACKEND, check_backend
+from swapface.faceset.extract import ExtractOptions
 from swapface.media.codecs import CODEC_CHOICES
 from swapface.model.config import COVERAGES, PRESETS
 from swapface.swap.blend import BLEND_MODES
 from swapface.swap.color import COLOR_MODES
 from swapface.swap.masks import MASK_MODES
+from swapface.swap.options import SwapOptions
+from swapface.train.options import TrainOptions
+
+EXTRACT, TRAIN, SWAP, EVAL = ExtractOptions(), TrainOptions(), SwapOptions(), EvalOptions()  # the stages' defaults
 
 
 class _Strict(BaseModel):
@@ -46,37 +54,37 @@ class _Faces(_Strict):
 
 class ExtractJobOptions(_Faces):
     CHOICES = {"coverage": COVERAGES}
-    size: int = Field(256, ge=64, le=1024)
-    coverage: str = "whole"
-    every: int = Field(1, ge=1)
-    min_face: int = Field(80, ge=8)
-    min_score: float | None = None
-    max_distance: float = Field(0.6, gt=0)
-    min_sharpness: float = Field(0.0, ge=0)
-    dedupe: bool = False
+    size: int = Field(EXTRACT.spec.size, ge=64, le=1024)
+    coverage: str = EXTRACT.spec.coverage
+    every: int = Field(EXTRACT.every, ge=1)
+    min_face: int = Field(EXTRACT.min_face, ge=8)
+    min_score: float | None = EXTRACT.min_score
+    max_distance: float = Field(EXTRACT.max_distance, gt=0)
+    min_sharpness: float = Field(EXTRACT.min_sharpness, ge=0)
+    dedupe: bool = EXTRACT.dedupe
     max_frames: int | None = Field(None, ge=1)
-    workers: int | None = Field(None, ge=1, le=64)
+    workers: int | None = Field(None, ge=1, le=64)  # None: the cores the scheduler gave the job
 
 
 class TrainJobOptions(_Strict):
     CHOICES = {"preset": PRESETS}
-    preset: str = "128"
-    resolution: int | None = Field(None, ge=64, le=1024)
-    batch_size: int = Field(16, ge=1, le=1024)
-    steps: int | None = Field(None, ge=1)
-    time_limit: float | None = Field(None, gt=0, description="minutes")
-    lr: float = Field(2e-4, gt=0)
-    kl_weight: float = Field(1e-3, ge=0)
-    gan_weight: float = Field(0.0, ge=0)
-    save_every: int = Field(500, ge=1)
-    snapshot_every: int = Field(0, ge=0)
-    preview_every: int = Field(100, ge=1)
-    log_every: int = Field(10, ge=1)
-    eval_every: int = Field(0, ge=0)
-    holdout: float = Field(0.0, ge=0, lt=0.5)
-    seed: int = 0
-    ema: float = Field(0.999, ge=0, lt=1)
-    precision: Literal["fp32", "bf16"] | None = None
+    preset: str = TRAIN.preset
+    resolution: int | None = Field(TRAIN.resolution, ge=64, le=1024)
+    batch_size: int = Field(TRAIN.batch_size, ge=1, le=1024)
+    steps: int | None = Field(TRAIN.steps, ge=1)
+    time_limit: float | None = Field(None, gt=0, description="minutes")  # one of it and steps must be given
+    lr: float = Field(TRAIN.lr, gt=0)
+    kl_weight: float = Field(TRAIN.kl_weight, ge=0)
+    gan_weight: float = Field(TRAIN.gan_weight, ge=0)
+    save_every: int = Field(TRAIN.save_every, ge=1)
+    snapshot_every: int = Field(0, ge=0)  # served: one model per job on the server's disk, no snapshot folders
+    preview_every: int = Field(100, ge=1)  # served: the web page shows the run's latest preview, so more often
+    log_every: int = Field(TRAIN.log_every, ge=1)
+    eval_every: int = Field(TRAIN.eval_every, ge=0)
+    holdout: float = Field(TRAIN.holdout, ge=0, lt=0.5)
+    seed: int = TRAIN.seed
+    ema: float = Field(TRAIN.ema, ge=0, lt=1)
+    precision: Literal["fp32", "bf16"] | None = TRAIN.precision
     gpus: int = Field(1, ge=1, le=64, description="GPUs trained on data-parallel (on a server without GPUs: "
                                                    "that many CPU processes)")
 
@@ -91,22 +99,22 @@ class TrainJobOptions(_Strict):
 
 class SwapJobOptions(_Faces):
     CHOICES = {"codec": CODEC_CHOICES, "color": COLOR_MODES, "mask": MASK_MODES, "blend": BLEND_MODES}
-    direction: Literal["a2b", "b2a"] = "a2b"
-    color: str = "reinhard"
-    mask: str = "all"
-    blend: str = "laplacian"
-    erode: float = 4.0
-    blur: float = Field(12.0, ge=0)
-    sharpen: float = Field(0.0, ge=0, le=4)
-    smooth: float = Field(1.0, ge=0)
-    crf: int = Field(18, ge=0, le=63)
-    codec: str = "auto"
-    start: float = Field(0.0, ge=0)
-    end: float | None = Field(None, gt=0)
-    min_face: int | None = Field(None, ge=8)
-    detect_every: int = Field(5, ge=1)
-    batch_size: int = Field(8, ge=1, le=256)
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    direction: Literal["a2b", "b2a"] = SWAP.direction
+    color: str = SWAP.color
+    mask: str = SWAP.mask
+    blend: str = SWAP.blend
+    erode: float = SWAP.erode
+    blur: float = Field(SWAP.blur, ge=0)
+    sharpen: float = Field(SWAP.sharpen, ge=0, le=4)
+    smooth: float = Field(SWAP.smooth, ge=0)
+    crf: int = Field(SWAP.video.crf, ge=0, le=63)
+    codec: str = SWAP.video.codec
+    start: float = Field(SWAP.start, ge=0)
+    end: float | None = Field(SWAP.end, gt=0)
+    min_face: int | None = Field(SWAP.min_face, ge=8)
+    detect_every: int = Field(SWAP.detect_every, ge=1)
+    batch_size: int = Field(SWAP.batch_size, ge=1, le=256)
+    precision: Literal["auto", "bf16", "fp32"] = SWAP.precision
     preview_at: float | None = Field(None, ge=0, description="swap only the frame at this second, as a PNG")
 
     @model_validator(mode="after")
@@ -117,9 +125,9 @@ class SwapJobOptions(_Faces):
 
 
 class EvalJobOptions(_Faces):
-    min_face: int = Field(80, ge=8)
-    max_frames: int | None = Field(None, ge=1)
-    workers: int | None = Field(None, ge=1, le=64)
+    min_face: int = Field(EVAL.min_face, ge=8)
+    max_frames: int | None = Field(EVAL.max_frames, ge=1)
+    workers: int | None = Field(None, ge=1, le=64)  # None: the cores the scheduler gave the job
 
 
 class ExtractInputs(_Strict):

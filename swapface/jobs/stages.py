@@ -78,18 +78,24 @@ def _register(store: Store, data: DataDir, job: Job, source: Path, name: str, ki
     return row.id
 
 
-def run_extract(store: Store, data: DataDir, job: Job, device: str, report: Reporter) -> dict[str, Any]:
+def extract_options(o: Any, workers: int):
+    """The ExtractOptions of a job's options (`workers`: the job's cores, where the job does not say)."""
     from swapface.faces import AlignSpec
+    from swapface.faceset.extract import ExtractOptions
+
+    return ExtractOptions(spec=AlignSpec(o.size, o.coverage), every=o.every, min_face=o.min_face,
+                          backend=o.backend or DEFAULT_BACKEND, detector=o.detector, min_score=o.min_score,
+                          max_distance=o.max_distance, min_sharpness=o.min_sharpness, dedupe=o.dedupe,
+                          workers=o.workers or workers, max_frames=o.max_frames)
+
+
+def run_extract(store: Store, data: DataDir, job: Job, device: str, report: Reporter) -> dict[str, Any]:
     from swapface.faceset import Faceset
-    from swapface.faceset.extract import ExtractOptions, ExtractStats, extract
+    from swapface.faceset.extract import ExtractStats, extract
 
     inputs, o = parse(job.kind, job.inputs, job.options)
     paths = [_input_file(store, data, file_id)[1] for file_id in inputs.files]
-    extra = {} if o.min_score is None else {"min_score": o.min_score}
-    options = ExtractOptions(spec=AlignSpec(o.size, o.coverage), every=o.every, min_face=o.min_face,
-                             backend=o.backend or DEFAULT_BACKEND, detector=o.detector, max_distance=o.max_distance,
-                             min_sharpness=o.min_sharpness,
-                             dedupe=o.dedupe, workers=o.workers or _cores(), max_frames=o.max_frames, **extra)
+    options = extract_options(o, _cores())
 
     def show(stats: ExtractStats) -> None:
         total = stats.frames_total or 0
@@ -102,8 +108,9 @@ def run_extract(store: Store, data: DataDir, job: Job, device: str, report: Repo
     return {"faces": count, "frames": stats.frames_read}
 
 
-def _train_options(o: Any, device: str, time_budget: float | None):
-    from swapface.train.loop import TrainOptions
+def train_options(o: Any, device: str, time_budget: float | None):
+    """The TrainOptions of a job's options (`time_budget`: seconds left of the job's time limit)."""
+    from swapface.train.options import TrainOptions
 
     return TrainOptions(preset=o.preset, resolution=o.resolution, batch_size=o.batch_size, steps=o.steps,
                         time_limit=time_budget, lr=o.lr, kl_weight=o.kl_weight, gan_weight=o.gan_weight,
@@ -156,7 +163,7 @@ def run_train(store: Store, data: DataDir, job: Job, device: str, report: Report
                loss=round(p.metrics.get("loss", float("nan")), 5))
 
     devices = rank_devices(device, o.gpus)
-    result = train_on_devices(faceset_a, faceset_b, data.model(job.id), _train_options(o, devices[0], budget),
+    result = train_on_devices(faceset_a, faceset_b, data.model(job.id), train_options(o, devices[0], budget),
                               devices, threads=max(1, torch.get_num_threads() // len(devices)), progress=show,
                               message=report.message)
     trained = trained_before + time.monotonic() - started
@@ -168,10 +175,20 @@ def run_train(store: Store, data: DataDir, job: Job, device: str, report: Report
     return {"step": result.step}
 
 
+def swap_options(o: Any, device: str, start: float, end: float | None):
+    """The SwapOptions of a job's options (`start`, `end`: the range to swap, one frame for a preview)."""
+    from swapface.media.writer import VideoSettings
+    from swapface.swap.options import SwapOptions
+
+    return SwapOptions(direction=o.direction, color=o.color, mask=o.mask, erode=o.erode, blur=o.blur, blend=o.blend,
+                       sharpen=o.sharpen, smooth=o.smooth, backend=o.backend, detector=o.detector,
+                       min_face=o.min_face, detect_every=o.detect_every, batch_size=o.batch_size, device=device,
+                       precision=o.precision, start=start, end=end, video=VideoSettings(codec=o.codec, crf=o.crf))
+
+
 def run_swap(store: Store, data: DataDir, job: Job, device: str, report: Reporter) -> dict[str, Any]:
     from swapface.media import probe
-    from swapface.media.writer import VideoSettings
-    from swapface.swap.pipeline import SwapOptions, SwapStats, swap_media
+    from swapface.swap.pipeline import SwapStats, swap_media
 
     inputs, o = parse(job.kind, job.inputs, job.options)
     model_dir = data.model(_input_job(store, inputs.model, "train").id)
@@ -181,12 +198,7 @@ def run_swap(store: Store, data: DataDir, job: Job, device: str, report: Reporte
     if o.preview_at is not None:  # one frame: the range [t, t + 1 frame) written as a folder of one PNG
         frame = 1 / float(info.fps) if info.fps else 0.04
         start, end = o.preview_at, o.preview_at + frame
-    options = SwapOptions(direction=o.direction, color=o.color, mask=o.mask, erode=o.erode, blur=o.blur,
-                          blend=o.blend, sharpen=o.sharpen, smooth=o.smooth, backend=o.backend, detector=o.detector,
-                          min_face=o.min_face,
-                          detect_every=o.detect_every, batch_size=o.batch_size, device=device,
-                          precision=o.precision, start=start, end=end,
-                          video=VideoSettings(codec=o.codec, crf=o.crf))
+    options = swap_options(o, device, start, end)
     fps = float(info.fps) if info.fps else 0.0
     total = info.frame_count if start == 0 and end is None else \
         (max(1, round(((end or info.duration or 0) - start) * fps)) if fps else None)
@@ -212,8 +224,16 @@ def run_swap(store: Store, data: DataDir, job: Job, device: str, report: Reporte
     return {"file": file_id, "frames": stats.frames, "faces": stats.faces_swapped}
 
 
+def eval_options(o: Any, workers: int):
+    """The EvalOptions of a job's options (`workers`: the job's cores, where the job does not say)."""
+    from swapface.eval.evaluate import EvalOptions
+
+    return EvalOptions(backend=o.backend or DEFAULT_BACKEND, detector=o.detector, min_face=o.min_face,
+                       max_frames=o.max_frames, workers=o.workers or workers)
+
+
 def run_eval(store: Store, data: DataDir, job: Job, device: str, report: Reporter) -> dict[str, Any]:
-    from swapface.eval.evaluate import EvalOptions, evaluate
+    from swapface.eval.evaluate import evaluate
     from swapface.eval.report import write_report
 
     inputs, o = parse(job.kind, job.inputs, job.options)
@@ -230,9 +250,7 @@ def run_eval(store: Store, data: DataDir, job: Job, device: str, report: Reporte
     def show(done: int, total: int | None) -> None:
         report(done / total if total else 0.0, frames=done, frames_total=total)
 
-    options = EvalOptions(backend=o.backend or DEFAULT_BACKEND, detector=o.detector, min_face=o.min_face,
-                          max_frames=o.max_frames,
-                          workers=o.workers or _cores())
+    options = eval_options(o, _cores())
     result = evaluate(source, swapped, target, original, options, progress=show)
     json_path, html_path = write_report(data.report(job.id), result, None)
     return {"report": _register(store, data, job, html_path, "report.html", "html", "report"),

@@ -29,7 +29,8 @@ from swapface.media.chunks import VideoIndex, frames_from, index_video, join_pie
 from swapface.media.reader import MediaInfo
 from swapface.media.writer import VideoWriter
 from swapface.provenance.credentials import prepare_signing
-from swapface.swap.pipeline import SwapOptions, SwapPipeline, SwapStats, check_output, check_swapped_any
+from swapface.swap.options import SwapOptions
+from swapface.swap.pipeline import SwapPipeline, SwapStats, check_output, check_swapped_any
 from swapface.workers import process_pool
 
 WARMUP_SECONDS = 0.5  # tracked, unwritten frames before a piece: measured, landmark smoothing had settled

@@ -9,24 +9,12 @@ Optionally, a face is trained in the colours of a face of the other identity (`t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-
-@dataclass(frozen=True)
-class AugmentOptions:
-    flip: float = 0.5  # probability of a horizontal flip
-    rotate: float = 10.0  # degrees, +-
-    scale: float = 0.05  # relative, +-
-    shift: float = 0.05  # fraction of the crop side, +-
-    warp: float = 0.04  # std of the warp's control-point offsets, in [-1, 1] grid units
-    warp_points: int = 5  # control points per side of the warp grid
-    brightness: float = 0.08  # additive, +-
-    contrast: float = 0.1  # relative, +-
-    saturation: float = 0.1  # relative, +-
+from swapface.train.options import AugmentOptions
 
 
 def _uniform(n: int, amount: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:

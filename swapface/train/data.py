@@ -13,9 +13,7 @@ import torch
 from swapface.errors import InputError
 from swapface.faces.masks import dense_face_mask, feature_priority, hull_mask
 from swapface.faceset import Faceset
-
-PRIORITY_WEIGHT = 3.0  # eyes and mouth count this many times as much as the rest of the face (nose: a quarter of
-#                        the extra); DeepFaceLab's "eyes and mouth priority"
+from swapface.train.options import PRIORITY_WEIGHT
 
 
 @dataclass

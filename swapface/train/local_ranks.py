@@ -25,8 +25,8 @@ import torch.distributed as dist
 
 from swapface.errors import SwapfaceError
 from swapface.train import distributed
-from swapface.train.augment import AugmentOptions
-from swapface.train.loop import Progress, TrainOptions, TrainResult, train
+from swapface.train.loop import Progress, TrainResult, train
+from swapface.train.options import AugmentOptions, TrainOptions
 from swapface.workers import die_with
 
 CHILD_EXIT_SECONDS = 120.0  # how long the other ranks may take to finish after rank 0 returns

@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -36,7 +36,7 @@ from swapface.model.landmarks import LandmarkRegressor
 from swapface.modeldir import WEIGHTS_FILE, load_weights, read_config, save_model, save_weights, write_config
 from swapface.outputs import check_outputs
 from swapface.train import distributed
-from swapface.train.augment import AugmentOptions, augment, colour_moments, transfer_colours
+from swapface.train.augment import augment, colour_moments, transfer_colours
 from swapface.train.checkpoint import (
     CHECKPOINT_FILE,
     SNAPSHOT_DIR,
@@ -47,7 +47,7 @@ from swapface.train.checkpoint import (
     save_checkpoint,
     unflatten,
 )
-from swapface.train.data import PRIORITY_WEIGHT, FaceTensors, ShardSampler, load_faces, split_holdout
+from swapface.train.data import FaceTensors, ShardSampler, load_faces, split_holdout
 from swapface.train.evaluate import HeldOutEvaluator
 from swapface.train.losses import (
     code_identity_loss,
@@ -58,6 +58,7 @@ from swapface.train.losses import (
     landmark_loss,
     reconstruction_losses,
 )
+from swapface.train.options import TrainOptions
 from swapface.train.preview import preview_grid
 
 METRICS_FILE = "metrics.jsonl"
@@ -66,55 +67,6 @@ FREEZABLE = ("encoder",)
 PREVIEW_FACES = 4
 MIN_LR_SCALE = 1 / 1024
 REGRESSOR_LR = 1e-3
-
-
-@dataclass
-class TrainOptions:
-    preset: str = "128"
-    resolution: int | None = None  # None: the preset's
-    dense_dims: int | None = None  # None: the preset's (a global bottleneck beside the spatial latent; 0: none)
-    batch_size: int = 16  # faces per identity per rank
-    steps: int | None = None  # total steps; None: until interrupted
-    time_limit: float | None = None  # seconds this run may train before it saves and returns
-    lr: float = 2e-4
-    ssim_weight: float = 1.0
-    mask_weight: float = 1.0
-    kl_weight: float = 1e-3
-    gan_weight: float = 0.0
-    save_every: int = 500
-    snapshot_every: int = 5000  # keep a model dir (weights + config) of every Nth step in snapshots/ (0: never)
-    preview_every: int = 500
-    log_every: int = 10
-    eval_every: int = 0
-    holdout: float = 0.0  # fraction of each faceset (its last frames) kept out of training for eval
-    init_from: Path | None = None
-    freeze: tuple[str, ...] = ()
-    device: str | None = None  # None: cuda if available, else cpu
-    precision: str | None = None  # fp32 | bf16; None: bf16 on GPU, fp32 on CPU
-    compile: bool = False
-    seed: int = 0
-    ema: float = 0.999  # decay of the weights' moving average that swap uses (0: use the raw weights)
-    augment: AugmentOptions = field(default_factory=AugmentOptions)
-    # Quality levers (docs/benchmarks.md measures each one):
-    priority_weight: float = PRIORITY_WEIGHT  # loss weight of the eyes and mouth against 1 for the rest of the face
-    expression_weight: float = 0.0  # swaps' expression vs their source's, by a landmark regressor trained alongside
-    cycle_weight: float = 0.0  # A->B->A should give A back (L1 on the face)
-    late_phase: float = 0.4  # share of the run, at its end, without random warp (DeepFaceLab's schedule): the
-    #                          decoders stop guessing the warp they must undo, and place each feature where the
-    #                          source has it. Needs a known length (steps or time_limit); off without one and when
-    #                          pretraining a base (so a base keeps training the same way when continued)
-    late_gan_weight: float = 0.0  # PatchGAN weight during the late phase (0: none)
-    lr_dropout: float = 0.0  # share of the weights' updates dropped at random each step (DeepFaceLab's lr_dropout)
-    lr_decay: float = 0.0  # share of the run, at its end, over which the learning rate falls to zero (a cosine), so
-    #                        the weights settle where full-size steps would keep them jittering around the optimum
-    anchor_weight: float = 0.0  # pull toward the --init-from weights each step (L2-SP); drift stays near 1/weight
-    swap_gan_weight: float = 0.0  # a PatchGAN with a head per identity also judges each swap as a face of its target
-    #                               (through the decoders only: an encoder taught to fool it drops what faces show)
-    code_gan_weight: float = 0.01  # the encoder learns to fool a discriminator that tells A's latent codes from B's
-    #                                (DeepFaceLab's "true face power"), so codes keep no trace of whose face it was;
-    #                                off when pretraining a base (one faceset on both sides)
-    color_transfer: float = 0.0  # chance that a face trains in the colours of one of the other identity's
-    #                              (DeepFaceLab's ct_mode): each decoder learns to draw in the other's light
 
 
 @dataclass
