@@ -251,11 +251,13 @@ def test_keyframes_detected_ahead_in_threads_give_the_same_frames(tmp_path: Path
 
 
 @pytest.mark.parametrize("case", ["no model", "corrupt model", "resolution mismatch", "unreadable video",
-                                  "output not writable", "unknown blend", "empty time range"])
+                                  "output not writable", "unknown blend", "unknown precision", "empty time range"])
 def test_bad_input_one_line_error_and_no_output(tmp_path: Path, clip: Path, model_dir: Path, case: str) -> None:
     model, video, out, extra = model_dir, clip, tmp_path / "out.mp4", []
     if case == "unknown blend":
         extra = ["--blend", "smudge"]
+    elif case == "unknown precision":
+        extra = ["--precision", "fp16"]
     elif case == "empty time range":
         extra = ["--start", "1", "--end", "0.5"]
     elif case == "no model":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +12,6 @@ from rich.table import Table
 
 from swapface.cli.common import console, user_errors
 from swapface.cli.face_options import DetectorOption, SwapBackendOption, checked
-from swapface.errors import SwapfaceError
 from swapface.faceset.extract import reference_embedding
 from swapface.media import MediaInfo, probe
 from swapface.media.codecs import CODEC_CHOICES, CODECS
@@ -20,19 +20,12 @@ from swapface.media.writer import VideoSettings, output_kind
 from swapface.swap.blend import BLEND_MODES
 from swapface.swap.chunked import swap_chunked
 from swapface.swap.color import COLOR_MODES
-from swapface.swap.masks import MASK_MODES
 from swapface.swap.options import SwapOptions
 from swapface.swap.pipeline import SwapStats, swap_media
 
 # Every option's default is the library's (one source); --device alone differs: the CLI picks CUDA itself.
 DEFAULTS = SwapOptions()
 STAGES = ("decode", "detect ahead", "track", "identify", "align", "crop", "model", "blend", "encode")
-
-
-def _choice(value: str, choices: tuple[str, ...], option: str) -> str:
-    if value not in choices:
-        raise SwapfaceError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
-    return value
 
 
 def swap_command(
@@ -133,24 +126,19 @@ def swap_command(
     frame rate and timestamps, with its audio, labelled as synthetic in its metadata, signed with Content
     Credentials (C2PA) and with an invisible watermark in the face (`swapface verify` reads them)."""
     with user_errors():
-        _choice(direction, ("a2b", "b2a"), "--direction")
-        _choice(color, COLOR_MODES, "--color")
-        _choice(mask, MASK_MODES, "--mask")
-        _choice(blend, BLEND_MODES, "--blend")
         checked(backend, detector)
-        _choice(precision, ("auto", "bf16", "fp32"), "--precision")
-        if end is not None and end <= start:
-            raise SwapfaceError(f"--end ({end}) must be after --start ({start})")
-        info = probe(input)
-        target = reference_embedding(reference) if reference is not None else None
+        # Built (and so checked) before the input is probed and the reference embedded, which take a while.
         options = SwapOptions(
-            direction=direction, reference=target, max_distance=max_distance, color=color, mask=mask,
+            direction=direction, max_distance=max_distance, color=color, mask=mask,
             erode=erode, blur=blur, blend=blend, sharpen=sharpen, smooth=smooth, backend=backend, detector=detector,
             min_face=min_face,
             detect_every=detect_every, detect_workers=detect_workers, batch_size=batch_size, device=device,
             precision=precision, allow_no_faces=allow_no_faces,
             start=start, end=end, video=VideoSettings(codec=codec, crf=crf, preset=preset), patches=patches,
             colorspace=colorspace, credentials=not no_credentials, sign_cert=sign_cert, sign_key=sign_key)
+        info = probe(input)
+        if reference is not None:
+            options = dataclasses.replace(options, reference=reference_embedding(reference))
         colour = colour_summary(input, colorspace)
         total = info.frame_count if start == 0 and end is None else None
         with Progress(TextColumn("[bold]swap[/]"), BarColumn(bar_width=None), MofNCompleteColumn(),

@@ -21,7 +21,7 @@ from swapface.model.config import COVERAGES, PRESETS
 from swapface.swap.blend import BLEND_MODES
 from swapface.swap.color import COLOR_MODES
 from swapface.swap.masks import MASK_MODES
-from swapface.swap.options import SwapOptions
+from swapface.swap.options import DIRECTIONS, PRECISIONS, SwapOptions
 from swapface.train.options import TrainOptions
 
 EXTRACT, TRAIN, SWAP, EVAL = ExtractOptions(), TrainOptions(), SwapOptions(), EvalOptions()  # the stages' defaults
@@ -98,8 +98,9 @@ class TrainJobOptions(_Strict):
 
 
 class SwapJobOptions(_Faces):
-    CHOICES = {"codec": CODEC_CHOICES, "color": COLOR_MODES, "mask": MASK_MODES, "blend": BLEND_MODES}
-    direction: Literal["a2b", "b2a"] = SWAP.direction
+    CHOICES = {"direction": tuple(DIRECTIONS), "codec": CODEC_CHOICES, "color": COLOR_MODES, "mask": MASK_MODES,
+               "blend": BLEND_MODES, "precision": PRECISIONS}
+    direction: str = SWAP.direction
     color: str = SWAP.color
     mask: str = SWAP.mask
     blend: str = SWAP.blend
@@ -114,7 +115,7 @@ class SwapJobOptions(_Faces):
     min_face: int | None = Field(SWAP.min_face, ge=8)
     detect_every: int = Field(SWAP.detect_every, ge=1)
     batch_size: int = Field(SWAP.batch_size, ge=1, le=256)
-    precision: Literal["auto", "bf16", "fp32"] = SWAP.precision
+    precision: str = SWAP.precision
     preview_at: float | None = Field(None, ge=0, description="swap only the frame at this second, as a PNG")
 
     @model_validator(mode="after")

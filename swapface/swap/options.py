@@ -19,6 +19,7 @@ from swapface.swap.color import COLOR_MODES
 from swapface.swap.masks import MASK_MODES
 
 DIRECTIONS = {"a2b": "b", "b2a": "a"}  # input shows A -> render with B's decoder, and back
+PRECISIONS = ("auto", "bf16", "fp32")  # auto: bf16 where the hardware has it
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class SwapOptions:
     detect_workers: int | None = None  # threads detecting keyframes ahead (None: cores - 1, up to 4; 0: inline)
     batch_size: int = 8
     device: str = "cpu"
-    precision: str = "auto"  # auto: bf16 where the hardware has it (CUDA; CPUs with AMX/avx512-bf16)
+    precision: str = "auto"  # PRECISIONS; auto: bf16 where the hardware has it (CUDA; CPUs with AMX/avx512-bf16)
     start: float = 0.0
     end: float | None = None
     video: VideoSettings = field(default_factory=VideoSettings)
@@ -57,14 +58,14 @@ class SwapOptions:
     sign_key: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.direction not in DIRECTIONS:
-            raise SwapfaceError(f"direction must be a2b or b2a, got {self.direction!r}")
-        if self.end is not None and self.end <= self.start:
-            raise SwapfaceError(f"--end ({self.end}) must be after --start ({self.start})")
-        for name, value, allowed in (("color", self.color, COLOR_MODES), ("mask", self.mask, MASK_MODES),
-                                     ("blend", self.blend, BLEND_MODES)):
+        choices = (("direction", self.direction, tuple(DIRECTIONS)), ("color", self.color, COLOR_MODES),
+                   ("mask", self.mask, MASK_MODES), ("blend", self.blend, BLEND_MODES),
+                   ("precision", self.precision, PRECISIONS))
+        for name, value, allowed in choices:
             if value not in allowed:
                 raise SwapfaceError(f"--{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.end is not None and self.end <= self.start:
+            raise SwapfaceError(f"--end ({self.end}) must be after --start ({self.start})")
         if self.start < 0:
             raise SwapfaceError("--start must not be negative")
         if self.sharpen < 0:

@@ -107,8 +107,6 @@ def choose_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     """The autocast dtype: bf16 on CUDA and on CPUs with native bf16 (AMX), else full fp32 (None)."""
     if precision == "fp32":
         return None
-    if precision not in ("auto", "bf16"):
-        raise SwapfaceError(f"precision must be auto, fp32 or bf16, got {precision!r}")
     if precision == "bf16" or device.type == "cuda":
         return torch.bfloat16
     return torch.bfloat16 if torch.backends.mkldnn.is_available() and _cpu_has_bf16() else None
