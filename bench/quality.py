@@ -137,8 +137,9 @@ def swapface_run(train_sets: dict[str, Path], held: dict[str, Path], args: argpa
 
 
 def write_outputs(model_dir: Path, held: dict[str, Path], args: argparse.Namespace, step: int) -> None:
-    """On a machine without dlib (bench/gpu.sh): run the model on the held-out crops, save the outputs for
-    `--score-outputs` elsewhere, and print what needs no face analysis (PSNR, sharpness)."""
+    """On a machine without the face backends (bench/gpu.sh: torch, numpy and OpenCV only): run the model on the
+    held-out crops, save the outputs for `--score-outputs` where the backends are (the one scorer,
+    eval.heldout.scoring_backend), and print what needs no face analysis (PSNR, sharpness)."""
     model, config = load_model(model_dir, args.device)
     faces = {k: held_out_faces(p, k, config.resolution, config.coverage, args.max_faces) for k, p in held.items()}
     arrays, lines = {}, []
@@ -158,8 +159,8 @@ def write_outputs(model_dir: Path, held: dict[str, Path], args: argparse.Namespa
     (args.outputs_to / "meta.json").write_text(json.dumps({
         "steps": step, "resolution": config.resolution, "coverage": config.coverage, "max_faces": args.max_faces,
         "batch_size": args.batch_size, "minutes": args.minutes, "device": device_name(args.device)}))
-    print(f"{step} steps; " + "; ".join(lines) + f"; outputs in {args.outputs_to}: score them with dlib elsewhere "
-          "(python bench/quality.py --score-outputs FOLDER --facesets-from CARRY/facesets)")
+    print(f"{step} steps; " + "; ".join(lines) + f"; outputs in {args.outputs_to}: score them where the face backends "
+          "are (python bench/quality.py --score-outputs FOLDER --facesets-from CARRY/facesets)")
 
 
 def device_name(device: str) -> str:
