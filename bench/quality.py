@@ -61,7 +61,7 @@ from swapface.swap.masks import crop_pixels
 from swapface.swap.sharpen import SHARPEN_RADIUS, sharpen
 from swapface.train import distributed
 from swapface.train.loop import FREEZABLE, Trainer, train
-from swapface.train.options import TrainOptions
+from swapface.train.options import CLASSIC_WARP, TrainOptions
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 CLIPS = {"a": "lp_d6.mp4", "b": "lp_d9.mp4"}
@@ -218,8 +218,9 @@ def write_preview(path: Path, faces: dict[str, HeldOutFaces], outputs: dict[tupl
 def classic_run(train_sets: dict[str, Path], held: dict[str, Path], args: argparse.Namespace,
                 options: TrainOptions, references: dict[str, np.ndarray]) -> tuple[int, list[DirectionScores]]:
     """The classic autoencoder (L1 + MSE, Adam 5e-5), on the same batches and augmentation, same budget; random
-    warp throughout, as the classic method trains (no late phase)."""
-    options = dataclasses.replace(options, late_phase=0.0)
+    warp throughout, as the classic method trains (its amplitude, no late phase)."""
+    options = dataclasses.replace(options, late_phase=0.0,
+                                  augment=dataclasses.replace(options.augment, warp=CLASSIC_WARP))
     trainer = Trainer(train_sets["a"], train_sets["b"], args.work / "classic-data", options,
                       distributed.setup(args.device), message=lambda _t: None)
     torch.manual_seed(0)

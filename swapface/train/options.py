@@ -13,13 +13,22 @@ PRIORITY_WEIGHT = 3.0  # eyes and mouth count this many times as much as the res
 #                        the extra); DeepFaceLab's "eyes and mouth priority"
 
 
+CLASSIC_WARP = 0.04  # about the classic deepfakes warp (a std of 5 px of 256 on a 5x5 grid); the default before
+#                     2026-11-29
+
+
 @dataclass(frozen=True)
 class AugmentOptions:
+    """How training faces vary (`train.augment` applies it on the training device); the encoder also sees the face
+    randomly warped, and the decoder must draw it unwarped, so the model learns faces, not pixel copies."""
+
     flip: float = 0.5  # probability of a horizontal flip
     rotate: float = 10.0  # degrees, +-
     scale: float = 0.05  # relative, +-
     shift: float = 0.05  # fraction of the crop side, +-
-    warp: float = 0.04  # std of the warp's control-point offsets, in [-1, 1] grid units
+    warp: float = 0.02  # std of the warp's control-point offsets, in [-1, 1] grid units; half the classic's
+    #                     (CLASSIC_WARP): on the CPU proxy on three pairs the swaps follow the source better
+    #                     and reconstruct better at the same identity (docs/benchmarks.md)
     warp_points: int = 5  # control points per side of the warp grid
     brightness: float = 0.08  # additive, +-
     contrast: float = 0.1  # relative, +-
@@ -28,6 +37,8 @@ class AugmentOptions:
 
 @dataclass
 class TrainOptions:
+    """Everything a training run is told: `swapface train`, served training jobs and the benches build one."""
+
     preset: str = "128"
     resolution: int | None = None  # None: the preset's
     dense_dims: int | None = None  # None: the preset's (a global bottleneck beside the spatial latent; 0: none)
