@@ -62,7 +62,7 @@ class ExtractJobOptions(_Faces):
     max_distance: float = Field(EXTRACT.max_distance, gt=0)
     min_sharpness: float = Field(EXTRACT.min_sharpness, ge=0)
     dedupe: bool = EXTRACT.dedupe
-    max_frames: int | None = Field(None, ge=1)
+    max_frames: int | None = Field(EXTRACT.max_frames, ge=1)
     workers: int | None = Field(None, ge=1, le=64)  # None: the cores the scheduler gave the job
 
 

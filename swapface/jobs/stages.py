@@ -13,10 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from swapface.errors import SwapfaceError
-from swapface.faces import DEFAULT_BACKEND
+from swapface.eval.evaluate import EvalOptions
+from swapface.faces import DEFAULT_BACKEND, AlignSpec
+from swapface.faceset.extract import ExtractOptions
 from swapface.jobs.layout import DataDir
-from swapface.jobs.options import parse
+from swapface.jobs.options import EvalJobOptions, ExtractJobOptions, SwapJobOptions, TrainJobOptions, parse
 from swapface.jobs.store import Job, Store, StoredFile
+from swapface.media.writer import VideoSettings
+from swapface.swap.options import SwapOptions
+from swapface.train.options import TrainOptions
 
 PROGRESS_SECONDS = 0.5
 
@@ -78,11 +83,8 @@ def _register(store: Store, data: DataDir, job: Job, source: Path, name: str, ki
     return row.id
 
 
-def extract_options(o: Any, workers: int):
+def extract_options(o: ExtractJobOptions, workers: int) -> ExtractOptions:
     """The ExtractOptions of a job's options (`workers`: the job's cores, where the job does not say)."""
-    from swapface.faces import AlignSpec
-    from swapface.faceset.extract import ExtractOptions
-
     return ExtractOptions(spec=AlignSpec(o.size, o.coverage), every=o.every, min_face=o.min_face,
                           backend=o.backend or DEFAULT_BACKEND, detector=o.detector, min_score=o.min_score,
                           max_distance=o.max_distance, min_sharpness=o.min_sharpness, dedupe=o.dedupe,
@@ -108,10 +110,8 @@ def run_extract(store: Store, data: DataDir, job: Job, device: str, report: Repo
     return {"faces": count, "frames": stats.frames_read}
 
 
-def train_options(o: Any, device: str, time_budget: float | None):
+def train_options(o: TrainJobOptions, device: str, time_budget: float | None) -> TrainOptions:
     """The TrainOptions of a job's options (`time_budget`: seconds left of the job's time limit)."""
-    from swapface.train.options import TrainOptions
-
     return TrainOptions(preset=o.preset, resolution=o.resolution, batch_size=o.batch_size, steps=o.steps,
                         time_limit=time_budget, lr=o.lr, kl_weight=o.kl_weight, gan_weight=o.gan_weight,
                         save_every=o.save_every, snapshot_every=o.snapshot_every, preview_every=o.preview_every,
@@ -175,11 +175,8 @@ def run_train(store: Store, data: DataDir, job: Job, device: str, report: Report
     return {"step": result.step}
 
 
-def swap_options(o: Any, device: str, start: float, end: float | None):
+def swap_options(o: SwapJobOptions, device: str, start: float, end: float | None) -> SwapOptions:
     """The SwapOptions of a job's options (`start`, `end`: the range to swap, one frame for a preview)."""
-    from swapface.media.writer import VideoSettings
-    from swapface.swap.options import SwapOptions
-
     return SwapOptions(direction=o.direction, color=o.color, mask=o.mask, erode=o.erode, blur=o.blur, blend=o.blend,
                        sharpen=o.sharpen, smooth=o.smooth, backend=o.backend, detector=o.detector,
                        min_face=o.min_face, detect_every=o.detect_every, batch_size=o.batch_size, device=device,
@@ -224,10 +221,8 @@ def run_swap(store: Store, data: DataDir, job: Job, device: str, report: Reporte
     return {"file": file_id, "frames": stats.frames, "faces": stats.faces_swapped}
 
 
-def eval_options(o: Any, workers: int):
+def eval_options(o: EvalJobOptions, workers: int) -> EvalOptions:
     """The EvalOptions of a job's options (`workers`: the job's cores, where the job does not say)."""
-    from swapface.eval.evaluate import EvalOptions
-
     return EvalOptions(backend=o.backend or DEFAULT_BACKEND, detector=o.detector, min_face=o.min_face,
                        max_frames=o.max_frames, workers=o.workers or workers)
 
