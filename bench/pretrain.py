@@ -18,7 +18,7 @@ import torch
 
 from swapface.errors import SwapfaceError
 from swapface.train.loop import train
-from swapface.train.options import TrainOptions
+from swapface.train.options import TRAIN_PRECISIONS, TrainOptions
 
 
 def main() -> None:
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("pool", type=Path, help="faceset of many people (both decoders learn every face)")
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
+    parser.add_argument("--precision", default="bf16", choices=TRAIN_PRECISIONS)
     parser.add_argument("--preset", default="128")
     parser.add_argument("--resolution", type=int, default=None, help="override the preset's (e.g. 64 on CPU)")
     parser.add_argument("--batch-size", type=int, default=64)

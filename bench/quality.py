@@ -61,7 +61,7 @@ from swapface.swap.masks import crop_pixels
 from swapface.swap.sharpen import SHARPEN_RADIUS, sharpen
 from swapface.train import distributed
 from swapface.train.loop import FREEZABLE, Trainer, train
-from swapface.train.options import CLASSIC_WARP, TrainOptions
+from swapface.train.options import CLASSIC_WARP, TRAIN_PRECISIONS, TrainOptions
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 CLIPS = {"a": "lp_d6.mp4", "b": "lp_d9.mp4"}
@@ -255,7 +255,7 @@ def blurred_run(train_sets: dict[str, Path], held: dict[str, Path], args: argpar
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--precision", default="bf16", choices=["bf16", "fp32"])
+    parser.add_argument("--precision", default="bf16", choices=TRAIN_PRECISIONS)
     parser.add_argument("--preset", default="128")
     parser.add_argument("--resolution", type=int, default=None, help="override the preset's (e.g. 64 on CPU)")
     parser.add_argument("--latent-side", type=int,

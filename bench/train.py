@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from swapface.faces import AlignSpec
 from swapface.train import distributed
 from swapface.train.loop import Trainer
-from swapface.train.options import TrainOptions
+from swapface.train.options import TRAIN_PRECISIONS, TrainOptions
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 
@@ -87,7 +87,7 @@ def bench_faces(root: Path) -> tuple[Path, Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="for our model")
+    parser.add_argument("--precision", choices=TRAIN_PRECISIONS, default="fp32", help="for our model")
     parser.add_argument("--resolutions", default="64,128,256")
     parser.add_argument("--batch-size", type=int, default=8, help="faces per identity per step")
     parser.add_argument("--steps", type=int, default=5)

@@ -18,7 +18,7 @@ from swapface.model.config import PRESETS
 from swapface.serve.app import create_app
 from swapface.serve.config import ServeConfig
 from swapface.swap.options import SwapOptions
-from swapface.train.options import TrainOptions
+from swapface.train.options import TRAIN_PRECISIONS, TrainOptions
 from tests.conftest import VIDEOS
 from tests.serve_helpers import TOKEN, Server, submit, upload, wait_for
 
@@ -169,6 +169,9 @@ def test_job_requests_are_validated(client: TestClient) -> None:
     huge = client.post("/api/jobs", json={"kind": "train", "inputs": {"a": extract_job, "b": extract_job},
                                           "options": {"preset": "huge", "steps": 5}})
     assert huge.status_code == 422 and f"preset must be one of {', '.join(PRESETS)}" in huge.text
+    fp16 = client.post("/api/jobs", json={"kind": "train", "inputs": {"a": extract_job, "b": extract_job},
+                                          "options": {"precision": "fp16", "steps": 5}})
+    assert fp16.status_code == 422 and f"precision must be one of {', '.join(TRAIN_PRECISIONS)}" in fp16.text
     smudge = client.post("/api/jobs", json={"kind": "swap", "inputs": {"model": extract_job, "video": video},
                                             "options": {"blend": "smudge", "mask": "all"}})
     assert smudge.status_code == 422 and "blend must be one of" in smudge.text

@@ -11,6 +11,7 @@ import typer
 from swapface.cli.common import console, user_errors
 from swapface.faces.occlusion import WEIGHTS
 from swapface.train.occlusion import OcclusionTrainOptions, train_occlusion
+from swapface.train.options import TRAIN_PRECISIONS
 
 
 def train_occlusion_command(
@@ -30,8 +31,9 @@ def train_occlusion_command(
     synthetic occluders; keeps the weights that score best on the --val clips."""
     with user_errors():
         torch.set_num_threads(threads)
-        if precision not in ("fp32", "bf16"):
-            raise typer.BadParameter(f"must be fp32 or bf16, got {precision!r}", param_hint="--precision")
+        if precision not in TRAIN_PRECISIONS:
+            raise typer.BadParameter(f"must be {' or '.join(TRAIN_PRECISIONS)}, got {precision!r}",
+                                     param_hint="--precision")
         options = OcclusionTrainOptions(every=every, per_clip=per_clip, minutes=minutes, seed=seed, init=init, lr=lr,
                                         precision=precision)
         best = train_occlusion(clips, val, output, options, progress=lambda line: console.print(line, highlight=False))

@@ -9,7 +9,7 @@ client's.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -22,7 +22,7 @@ from swapface.swap.blend import BLEND_MODES
 from swapface.swap.color import COLOR_MODES
 from swapface.swap.masks import MASK_MODES
 from swapface.swap.options import DIRECTIONS, PRECISIONS, SwapOptions
-from swapface.train.options import TrainOptions
+from swapface.train.options import TRAIN_PRECISIONS, TrainOptions
 
 EXTRACT, TRAIN, SWAP, EVAL = ExtractOptions(), TrainOptions(), SwapOptions(), EvalOptions()  # the stages' defaults
 
@@ -30,11 +30,12 @@ EXTRACT, TRAIN, SWAP, EVAL = ExtractOptions(), TrainOptions(), SwapOptions(), Ev
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
     CHOICES: ClassVar[dict[str, Collection[str]]] = {}  # a field's allowed values, from the stage's one list
+    #                                                     (None, where a field allows it: the stage's default)
 
     @model_validator(mode="after")
     def _choices(self) -> Self:
         for name, choices in self.CHOICES.items():
-            if getattr(self, name) not in choices:
+            if getattr(self, name) is not None and getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {', '.join(choices)}")
         return self
 
@@ -67,7 +68,7 @@ class ExtractJobOptions(_Faces):
 
 
 class TrainJobOptions(_Strict):
-    CHOICES = {"preset": PRESETS}
+    CHOICES = {"preset": PRESETS, "precision": TRAIN_PRECISIONS}
     preset: str = TRAIN.preset
     resolution: int | None = Field(TRAIN.resolution, ge=64, le=1024)
     batch_size: int = Field(TRAIN.batch_size, ge=1, le=1024)
@@ -84,7 +85,7 @@ class TrainJobOptions(_Strict):
     holdout: float = Field(TRAIN.holdout, ge=0, lt=0.5)
     seed: int = TRAIN.seed
     ema: float = Field(TRAIN.ema, ge=0, lt=1)
-    precision: Literal["fp32", "bf16"] | None = TRAIN.precision
+    precision: str | None = TRAIN.precision
     gpus: int = Field(1, ge=1, le=64, description="GPUs trained on data-parallel (on a server without GPUs: "
                                                    "that many CPU processes)")
 

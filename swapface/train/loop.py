@@ -58,7 +58,7 @@ from swapface.train.losses import (
     landmark_loss,
     reconstruction_losses,
 )
-from swapface.train.options import TrainOptions
+from swapface.train.options import TRAIN_PRECISIONS, TrainOptions
 from swapface.train.preview import preview_grid
 
 METRICS_FILE = "metrics.jsonl"
@@ -88,8 +88,8 @@ class TrainResult:
 
 
 def _check_options(options: TrainOptions) -> None:
-    if options.precision not in (None, "fp32", "bf16"):
-        raise SwapfaceError(f"precision must be fp32 or bf16, got {options.precision!r}")
+    if options.precision not in (None, *TRAIN_PRECISIONS):
+        raise SwapfaceError(f"precision must be {' or '.join(TRAIN_PRECISIONS)}, got {options.precision!r}")
     unknown = set(options.freeze) - set(FREEZABLE)
     if unknown:
         raise SwapfaceError(f"can only freeze {', '.join(FREEZABLE)}, not {', '.join(sorted(unknown))}")

@@ -39,7 +39,7 @@ class OcclusionTrainOptions:
     minutes: float = 30.0
     seed: int = 0
     init: Path | None = None  # weights to start from (e.g. the shipped ones) instead of random ones
-    precision: str = "fp32"  # or "bf16": autocast, 2.5x the steps per second on a CPU with AMX
+    precision: str = "fp32"  # one of TRAIN_PRECISIONS; bf16: autocast, 2.5x the steps per second on a CPU with AMX
 
 
 def _jitter(rng: np.random.Generator, size: int) -> np.ndarray:

@@ -13,6 +13,8 @@ PRIORITY_WEIGHT = 3.0  # eyes and mouth count this many times as much as the res
 #                        the extra); DeepFaceLab's "eyes and mouth priority"
 
 
+TRAIN_PRECISIONS = ("fp32", "bf16")  # training's numeric precisions (bf16: autocast; fp16 has no loss scaling here)
+
 CLASSIC_WARP = 0.04  # about the classic deepfakes warp (a std of 5 px of 256 on a 5x5 grid); the default before
 #                     2026-11-29
 
@@ -59,7 +61,7 @@ class TrainOptions:
     init_from: Path | None = None
     freeze: tuple[str, ...] = ()
     device: str | None = None  # None: cuda if available, else cpu
-    precision: str | None = None  # fp32 | bf16; None: bf16 on GPU, fp32 on CPU
+    precision: str | None = None  # one of TRAIN_PRECISIONS; None: bf16 on GPU, fp32 on CPU
     compile: bool = False
     seed: int = 0
     ema: float = 0.999  # decay of the weights' moving average that swap uses (0: use the raw weights)
