@@ -7,7 +7,7 @@ share, identity distances to the mean embedding of each identity's *training* fa
 against the source face, reconstruction PSNR), next to the classic method's numbers and our targets.
 
     python bench/quality.py --device cuda --minutes 10                      # the protocol (H100/H200)
-    python bench/quality.py --device cpu --resolution 64 --batch-size 8 --minutes 45   # CPU proxy
+    python bench/quality.py --device cpu --resolution 64 --batch-size 8 --minutes 50   # CPU proxy (issue 11)
     python bench/quality.py ... --model classic      # the classic autoencoder, same data, same budget
     python bench/quality.py ... --model blurred --blur 1.0   # no model: real faces blurred, the scorer's floor
     python bench/quality.py ... --clips lp_d6.mp4 lp_d10.mp4 --work ../quality-other   # another pair
