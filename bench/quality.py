@@ -61,7 +61,7 @@ from swapface.swap.masks import crop_pixels
 from swapface.swap.sharpen import SHARPEN_RADIUS, sharpen
 from swapface.train import distributed
 from swapface.train.loop import FREEZABLE, Trainer, train
-from swapface.train.options import CLASSIC_WARP, TRAIN_PRECISIONS, TrainOptions
+from swapface.train.options import CLASSIC_RESAMPLE, CLASSIC_WARP, RESAMPLE_MODES, TRAIN_PRECISIONS, TrainOptions
 
 VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 CLIPS = {"a": "lp_d6.mp4", "b": "lp_d9.mp4"}
@@ -218,9 +218,9 @@ def write_preview(path: Path, faces: dict[str, HeldOutFaces], outputs: dict[tupl
 def classic_run(train_sets: dict[str, Path], held: dict[str, Path], args: argparse.Namespace,
                 options: TrainOptions, references: dict[str, np.ndarray]) -> tuple[int, list[DirectionScores]]:
     """The classic autoencoder (L1 + MSE, Adam 5e-5), on the same batches and augmentation, same budget; random
-    warp throughout, as the classic method trains (its amplitude, no late phase)."""
-    options = dataclasses.replace(options, late_phase=0.0,
-                                  augment=dataclasses.replace(options.augment, warp=CLASSIC_WARP))
+    warp throughout, as the classic method trains (its amplitude and linear resampling, no late phase)."""
+    classic_augment = dataclasses.replace(options.augment, warp=CLASSIC_WARP, resample=CLASSIC_RESAMPLE)
+    options = dataclasses.replace(options, late_phase=0.0, augment=classic_augment)
     trainer = Trainer(train_sets["a"], train_sets["b"], args.work / "classic-data", options,
                       distributed.setup(args.device), message=lambda _t: None)
     torch.manual_seed(0)
@@ -265,6 +265,7 @@ def main() -> None:
     for lever in LEVERS:
         parser.add_argument("--" + lever.replace("_", "-"), type=float, help="TrainOptions." + lever)
     parser.add_argument("--warp", type=float, help="AugmentOptions.warp: the random warp's amplitude (grid units)")
+    parser.add_argument("--resample", choices=RESAMPLE_MODES, help="AugmentOptions.resample: how faces are moved")
     parser.add_argument("--batch-size", type=int, default=64, help="faces per identity per step")
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--minutes", type=float, default=10.0, help="training budget, wall clock")
@@ -317,8 +318,8 @@ def main() -> None:
                            compile=args.compile, save_every=2000, preview_every=2000, snapshot_every=0,
                            log_every=50, init_from=args.init_from, freeze=tuple(args.freeze or ()),
                            **{k: getattr(args, k) for k in LEVERS if getattr(args, k) is not None})
-    if args.warp is not None:
-        options = dataclasses.replace(options, augment=dataclasses.replace(options.augment, warp=args.warp))
+    augment = {name: getattr(args, name) for name in ("warp", "resample") if getattr(args, name) is not None}
+    options = dataclasses.replace(options, augment=dataclasses.replace(options.augment, **augment))
     train_sets = {identity: pair[0] for identity, pair in facesets.items()}
     held = {identity: pair[1] for identity, pair in facesets.items()}
     references = {}

@@ -24,7 +24,7 @@ from swapface.modeldir import load_model, read_config_json, save_model
 from swapface.swap.options import SwapOptions
 from swapface.swap.pipeline import SwapStats, swap_media
 from swapface.train.loop import TrainResult, train
-from swapface.train.options import CLASSIC_WARP, AugmentOptions, TrainOptions
+from swapface.train.options import CLASSIC_RESAMPLE, CLASSIC_WARP, AugmentOptions, TrainOptions
 
 DEMO_MODEL = "demo_model"  # folder inside swapface/assets holding the bundled model (config + weights)
 FACE_SIZE = 128
@@ -77,7 +77,8 @@ def run_demo(output: Path, steps: int = 150, frames: int = 48, rebuild: bool = F
     options = TrainOptions(preset=PRESET, batch_size=8, steps=steps, init_from=init,
                            precision="bf16" if cpu_has_fast_bf16() else None,
                            late_phase=0.2 if rebuild else 0.0, late_gan_weight=0.1,
-                           augment=AugmentOptions(warp=CLASSIC_WARP if rebuild else 0.0),  # the bundled model's
+                           augment=AugmentOptions(warp=CLASSIC_WARP, resample=CLASSIC_RESAMPLE) if rebuild  # the
+                           else AugmentOptions(warp=0.0),  # bundled model's recipe; a fine-tune without warp
                            preview_every=max(steps // 4, 1), save_every=max(steps // 2, 1), snapshot_every=0)
     training = train(facesets["astronaut"], facesets["grace_hopper"], model_dir, options, message=say)
     if rebuild:

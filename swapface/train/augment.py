@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from swapface.train.options import AugmentOptions
+from swapface.train.options import RESAMPLE_MODES, AugmentOptions
 
 
 def _uniform(n: int, amount: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -60,17 +60,21 @@ def augment(images: torch.Tensor, masks: torch.Tensor, weights: torch.Tensor, op
             gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(warped input, target, target mask, target loss weights) from a float batch in [0, 1].
 
-    images (B,3,R,R), masks and weights (B,1,R,R). One grid_sample moves image, mask and weights
-    together; the warp is a second grid_sample of the target only.
+    images (B,3,R,R), masks and weights (B,1,R,R). One affine grid moves image, mask and weights together
+    (the faces resampled as `options.resample` says, mask and weights bilinearly: smooth, and no overshoot
+    past their ranges); the warp is a second resampling of the target only.
     """
+    if options.resample not in RESAMPLE_MODES:
+        raise ValueError(f"resample must be one of {', '.join(RESAMPLE_MODES)}, got {options.resample!r}")
     n, _, size, _ = images.shape
     grid = affine_grids(n, size, options, gen, images.device)
-    moved = F.grid_sample(torch.cat([images, masks, weights], 1), grid, mode="bilinear",
-                          padding_mode="reflection", align_corners=False)
-    target = colour_jitter(moved[:, :3], options, gen)
-    warped = F.grid_sample(target, warp_grids(n, size, options, gen, images.device), mode="bilinear",
-                           padding_mode="reflection", align_corners=False)
-    return warped, target, moved[:, 3:4], moved[:, 4:5]
+    moved = F.grid_sample(images, grid, mode=options.resample, padding_mode="reflection", align_corners=False)
+    maps = F.grid_sample(torch.cat([masks, weights], 1), grid, mode="bilinear", padding_mode="reflection",
+                         align_corners=False)
+    target = colour_jitter(moved, options, gen)  # clamps to [0, 1], bicubic's overshoot included
+    warped = F.grid_sample(target, warp_grids(n, size, options, gen, images.device), mode=options.resample,
+                           padding_mode="reflection", align_corners=False).clamp(0, 1)
+    return warped, target, maps[:, :1], maps[:, 1:2]
 
 
 # YCbCr (ITU-R BT.601, full range): one luma and two chroma axes, close to decorrelated on skin, so matching

@@ -15,6 +15,9 @@ PRIORITY_WEIGHT = 3.0  # eyes and mouth count this many times as much as the res
 
 TRAIN_PRECISIONS = ("fp32", "bf16")  # training's numeric precisions (bf16: autocast; fp16 has no loss scaling here)
 
+RESAMPLE_MODES = ("bicubic", "bilinear")  # how augmentation resamples the faces (masks and weights: bilinear)
+CLASSIC_RESAMPLE = "bilinear"  # the classic's (cv2.warpAffine / cv2.remap with their linear default)
+
 CLASSIC_WARP = 0.04  # about the classic deepfakes warp (a std of 5 px of 256 on a 5x5 grid); the default before
 #                     2026-11-29
 
@@ -32,6 +35,10 @@ class AugmentOptions:
     #                     (CLASSIC_WARP): on the CPU proxy on three pairs the swaps follow the source better
     #                     and reconstruct better at the same identity (docs/benchmarks.md)
     warp_points: int = 5  # control points per side of the warp grid
+    resample: str = "bicubic"  # RESAMPLE_MODES; bilinear at a random sub-pixel offset is a low-pass filter: a
+    #                            target moved by the default affine keeps about 2/3 of a real crop's
+    #                            high-frequency energy (bicubic: 95%), and the decoders learn to draw what
+    #                            their targets show (docs/benchmarks.md)
     brightness: float = 0.08  # additive, +-
     contrast: float = 0.1  # relative, +-
     saturation: float = 0.1  # relative, +-
