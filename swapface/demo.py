@@ -42,7 +42,8 @@ class DemoResult:
 
 
 # How the demo swaps (measured in docs/benchmarks.md, "Light matching" and the demo table):
-SHARPEN = 1.0  # the merger's unsharp mask: the 128 px model's face is softer than the footage it goes into
+SHARPEN = 0.5  # the merger's unsharp mask: the 128 px model's face is softer than the footage it goes into;
+#               since the fine-tune's targets keep their detail (bicubic augmentation), 0.5 gives what 1 did
 COLOR = "light"  # the astronaut is lit from one side; Reinhard alone leaves Hopper's cheek 10 levels off
 ERODE = 2.0  # half the default erosion: more of the generated face shows (closer to Hopper), the light
 #              transfer keeps the wider seam from showing
