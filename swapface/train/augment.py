@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from swapface.train.options import RESAMPLE_MODES, AugmentOptions
+from swapface.train.options import AugmentOptions
 
 
 def _uniform(n: int, amount: float, gen: torch.Generator, device: torch.device) -> torch.Tensor:
@@ -64,8 +64,6 @@ def augment(images: torch.Tensor, masks: torch.Tensor, weights: torch.Tensor, op
     (the faces resampled as `options.resample` says, mask and weights bilinearly: smooth, and no overshoot
     past their ranges); the warp is a second resampling of the target only.
     """
-    if options.resample not in RESAMPLE_MODES:
-        raise ValueError(f"resample must be one of {', '.join(RESAMPLE_MODES)}, got {options.resample!r}")
     n, _, size, _ = images.shape
     grid = affine_grids(n, size, options, gen, images.device)
     moved = F.grid_sample(images, grid, mode=options.resample, padding_mode="reflection", align_corners=False)

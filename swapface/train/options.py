@@ -37,11 +37,15 @@ class AugmentOptions:
     warp_points: int = 5  # control points per side of the warp grid
     resample: str = "bicubic"  # RESAMPLE_MODES; bilinear at a random sub-pixel offset is a low-pass filter: a
     #                            target moved by the default affine keeps about 2/3 of a real crop's
-    #                            high-frequency energy (bicubic: 95%), and the decoders learn to draw what
+    #                            high-frequency energy (bicubic: 99%), and the decoders learn to draw what
     #                            their targets show (docs/benchmarks.md)
     brightness: float = 0.08  # additive, +-
     contrast: float = 0.1  # relative, +-
     saturation: float = 0.1  # relative, +-
+
+    def __post_init__(self) -> None:
+        if self.resample not in RESAMPLE_MODES:
+            raise ValueError(f"resample must be one of {', '.join(RESAMPLE_MODES)}, got {self.resample!r}")
 
 
 @dataclass
