@@ -32,8 +32,8 @@ class AugmentOptions:
     scale: float = 0.05  # relative, +-
     shift: float = 0.05  # fraction of the crop side, +-
     warp: float = 0.01  # std of the warp's control-point offsets, in [-1, 1] grid units; a quarter of the
-    #                     classic's (CLASSIC_WARP): on the CPU proxy on three pairs, halving it twice made the
-    #                     swaps follow the source better and every reconstruction better (docs/benchmarks.md)
+    #                     classic's (CLASSIC_WARP): on the CPU proxy on three pairs each halving made the swaps
+    #                     follow the source better or as well and every reconstruction better (docs/benchmarks.md)
     warp_points: int = 5  # control points per side of the warp grid
     resample: str = "bicubic"  # RESAMPLE_MODES; bilinear at a random sub-pixel offset is a low-pass filter: a
     #                            target moved by the default affine keeps about 2/3 of a real crop's
